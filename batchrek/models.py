@@ -1,0 +1,178 @@
+"""The frozen values that flow through a run.
+
+    manifest ──Item | ManifestProblem──▶ prepare ──ImageInput──▶ call ──Result──▶ sink
+
+Every value here is immutable and cheap; nothing holds image bytes except
+``ImageInput``, which lives only while its item is in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "ErrorInfo",
+    "HttpUrl",
+    "ImageInput",
+    "ImageStats",
+    "InputMode",
+    "Item",
+    "LocalPath",
+    "ManifestProblem",
+    "Result",
+    "S3Ref",
+    "Source",
+    "Status",
+]
+
+InputMode = Literal["bytes", "s3object", "none"]
+Status = Literal["ok", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPath:
+    path: str
+
+    def __str__(self) -> str:
+        return self.path
+
+
+@dataclass(frozen=True, slots=True)
+class S3Ref:
+    bucket: str
+    key: str
+    version: str | None = None
+
+    def __str__(self) -> str:
+        uri = f"s3://{self.bucket}/{self.key}"
+        return f"{uri}?versionId={self.version}" if self.version else uri
+
+
+@dataclass(frozen=True, slots=True)
+class HttpUrl:
+    url: str
+
+    def __str__(self) -> str:
+        return self.url
+
+
+Source = LocalPath | S3Ref | HttpUrl
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One image named by the manifest.
+
+    ``size`` and ``etag`` are what the manifest already knows (S3 Inventory gives
+    both), so routing can skip a HEAD request. ``meta`` is carried, untouched, into
+    every result of the item.
+    """
+
+    id: str
+    source: Source
+    size: int | None = None
+    etag: str | None = None
+    meta: Mapping[str, Any] | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestProblem:
+    """A manifest line that could not become an Item; it becomes one error record."""
+
+    line: int
+    reason: str
+    raw: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"manifest-line-{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    code: str
+    message: str
+    retryable: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+
+
+@dataclass(frozen=True, slots=True)
+class ImageStats:
+    """What an image is: its container format, byte size and displayed dimensions."""
+
+    format: str
+    bytes: int
+    width: int
+    height: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "bytes": self.bytes,
+            "width": self.width,
+            "height": self.height,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInput:
+    """The ``Image`` parameter to send, and how it was made."""
+
+    image: Mapping[str, Any]
+    mode: InputMode
+    original: ImageStats | None = None
+    sent: ImageStats | None = None
+    transcoded: bool = False
+    prepare_s: float = 0.0
+
+    def transcode_record(self) -> dict[str, Any] | None:
+        if not self.transcoded or self.original is None or self.sent is None:
+            return None
+        return {"from": self.original.as_dict(), "to": self.sent.as_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One (item, operation) outcome: exactly one JSON line of output."""
+
+    id: str
+    source: str
+    operation: str
+    status: Status
+    input: InputMode
+    attempts: int
+    latency_ms: float
+    response: Mapping[str, Any] | None = None
+    error: ErrorInfo | None = None
+    meta: Mapping[str, Any] | None = None
+    transcode: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "id": self.id,
+            "source": self.source,
+            "operation": self.operation,
+            "status": self.status,
+            "input": self.input,
+            "attempts": self.attempts,
+            "latency_ms": round(self.latency_ms, 3),
+            "response": dict(self.response) if self.response is not None else None,
+            "error": self.error.as_dict() if self.error is not None else None,
+        }
+        if self.meta:
+            record["meta"] = dict(self.meta)
+        if self.transcode:
+            record["transcode"] = dict(self.transcode)
+        record.update(self.extra)
+        return record
+
+    @property
+    def done(self) -> bool:
+        """Whether a rerun should skip this pair: ok, or failed for good."""
+        return self.status == "ok" or (self.error is not None and not self.error.retryable)

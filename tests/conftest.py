@@ -1,0 +1,77 @@
+"""The test bed: real servers on 127.0.0.1, started once per session.
+
+- ``s3``: moto's S3 server (a real S3-protocol server) with one bucket in us-east-1
+  (``BUCKET_USE1``) and one in eu-west-1 (``BUCKET_EUW1``).
+
+No test talks to AWS: the fixtures set fake credentials for the whole session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+BUCKET_USE1 = "bed-use1"
+BUCKET_EUW1 = "bed-euw1"
+
+_FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fake_aws_env() -> Iterator[None]:
+    """No test may reach AWS: fake credentials, no instance metadata, no profiles."""
+    saved = {k: os.environ.get(k) for k in (*_FAKE_ENV, "AWS_PROFILE", "AWS_CONFIG_FILE")}
+    os.environ.update(_FAKE_ENV)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ["AWS_CONFIG_FILE"] = os.devnull
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@dataclass(frozen=True)
+class S3Bed:
+    endpoint_url: str
+    bucket_use1: str = BUCKET_USE1
+    bucket_euw1: str = BUCKET_EUW1
+
+    def client(self, region: str = "us-east-1") -> Any:
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=region)
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        self.client().put_object(Bucket=bucket, Key=key, Body=body)
+
+
+@pytest.fixture(scope="session")
+def s3(_fake_aws_env: None) -> Iterator[S3Bed]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    bed = S3Bed(endpoint_url=f"http://{host}:{port}")
+    client = bed.client()
+    client.create_bucket(Bucket=BUCKET_USE1)
+    client.create_bucket(
+        Bucket=BUCKET_EUW1, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    yield bed
+    server.stop()
