@@ -2,6 +2,10 @@
 
 - ``s3``: moto's S3 server (a real S3-protocol server) with one bucket in us-east-1
   (``BUCKET_USE1``) and one in eu-west-1 (``BUCKET_EUW1``).
+- ``emulator``: the Rekognition emulator in a thread (region us-east-1, reading
+  S3Object images from ``s3``); ``emu`` is the same handle, reset to start-up
+  settings with empty stats and collections before each test.
+- ``rekognition``: a boto3 client for the emulator that never retries.
 
 No test talks to AWS: the fixtures set fake credentials for the whole session.
 """
@@ -15,7 +19,11 @@ from typing import Any
 
 import boto3
 import pytest
+from aiobotocore.config import AioConfig
+from botocore.config import Config
 from moto.server import ThreadedMotoServer
+
+from batchrek.emulator import EmulatorHandle, EmulatorSettings, run_in_thread
 
 BUCKET_USE1 = "bed-use1"
 BUCKET_EUW1 = "bed-euw1"
@@ -75,3 +83,49 @@ def s3(_fake_aws_env: None) -> Iterator[S3Bed]:
     )
     yield bed
     server.stop()
+
+
+# One attempt: a test sees exactly the emulator's answer, never botocore's retries.
+NO_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 1}
+
+
+def rekognition_client(endpoint_url: str, **config: Any) -> Any:
+    """A boto3 Rekognition client for the emulator; ``config`` goes to botocore's Config."""
+    return boto3.client(
+        "rekognition",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        config=Config(retries=NO_RETRIES, **config),
+    )
+
+
+def aio_rekognition_client(endpoint_url: str, **config: Any) -> Any:
+    """An aioboto3 client context manager: ``async with aio_rekognition_client(url) as c``."""
+    import aioboto3
+
+    return aioboto3.Session().client(
+        "rekognition",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        config=AioConfig(retries=NO_RETRIES, **config),
+    )
+
+
+@pytest.fixture(scope="session")
+def emulator(s3: S3Bed) -> Iterator[EmulatorHandle]:
+    settings = EmulatorSettings(
+        host="127.0.0.1", port=0, region="us-east-1", s3_endpoint_url=s3.endpoint_url
+    )
+    with run_in_thread(settings) as handle:
+        yield handle
+
+
+@pytest.fixture
+def emu(emulator: EmulatorHandle) -> EmulatorHandle:
+    emulator.reset(settings=True)
+    return emulator
+
+
+@pytest.fixture
+def rekognition(emu: EmulatorHandle) -> Any:
+    return rekognition_client(emu.endpoint_url)

@@ -1,0 +1,34 @@
+"""batchrek: asynchronous, high-throughput batch processing for Amazon Rekognition Image.
+
+    from batchrek import load_settings, run_batch
+    settings = load_settings({"manifest": "images.jsonl", "output": "results.jsonl"})
+    outcome = anyio.run(run_batch, settings)
+
+The public API is what ``__all__`` lists; every other module is an implementation
+detail and may change.
+"""
+
+from batchrek.config import Settings, load_settings
+from batchrek.errors import BatchrekError, ConfigError, ItemError, ManifestUnreadable
+from batchrek.models import ErrorInfo, HttpUrl, ImageInput, Item, LocalPath, Result, S3Ref
+from batchrek.pipeline import RunOutcome, run_batch
+
+__all__ = [
+    "BatchrekError",
+    "ConfigError",
+    "ErrorInfo",
+    "HttpUrl",
+    "ImageInput",
+    "Item",
+    "ItemError",
+    "LocalPath",
+    "ManifestUnreadable",
+    "Result",
+    "RunOutcome",
+    "S3Ref",
+    "Settings",
+    "load_settings",
+    "run_batch",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from batchrek.cli import main
+
+sys.exit(main())

@@ -1,0 +1,194 @@
+"""The command line: parse, wire, map outcomes to exit codes. No logic lives here.
+
+Exit codes: 0 every pair ok; 1 finished with failed pairs; 2 usage, configuration or
+manifest error; 130 stopped by SIGINT; 143 stopped by SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+from batchrek.errors import ConfigError, ManifestUnreadable
+from batchrek.logsetup import setup_logging
+from batchrek.operations import RUNNABLE
+
+__all__ = ["main"]
+
+log = logging.getLogger("batchrek")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("manifest", help="manifest: .jsonl/.csv/.txt, S3 Inventory manifest.json, "
+                   "s3://bucket/prefix/ or a local folder")
+    p.add_argument("-o", "--output", help="results: a .jsonl file or s3://bucket/prefix/")
+    p.add_argument("--operation", dest="operations", action="append", choices=RUNNABLE,
+                   metavar="OP", help=f"repeatable; one of: {', '.join(RUNNABLE)} "
+                   "(default detect_labels)")
+    p.add_argument("--format", dest="manifest_format",
+                   choices=("jsonl", "csv", "txt", "inventory", "s3prefix", "dir"),
+                   help="force the manifest format instead of detecting it")
+    p.add_argument("--config", help="a TOML file of settings (see configs/default.toml)")
+    p.add_argument("--region", help="Rekognition region (default: the AWS chain, else us-east-1)")
+    p.add_argument("--profile", help="AWS profile for credentials and region")
+    p.add_argument("--endpoint-url", help="Rekognition endpoint (the emulator, for example)")
+    p.add_argument("--s3-endpoint-url", help="S3 endpoint (moto, MinIO, ...)")
+    p.add_argument("--concurrency", type=int, help="requests in flight at most (default 64)")
+    p.add_argument("--rate", help="TPS per operation, or 'auto' to find the quota (default)")
+    p.add_argument("--max-attempts", type=int, help="attempts per request (default 8)")
+    p.add_argument("--item-deadline-s", type=float, help="give up retrying after this (300)")
+    p.add_argument("--no-resume", dest="resume", action="store_const", const=False,
+                   help="start afresh instead of skipping pairs already in the output")
+    p.add_argument("--no-dedupe", dest="dedupe", action="store_const", const=False,
+                   help="analyse an image again when the manifest lists it twice")
+    p.add_argument("--oversize", choices=("resize", "stage", "fail"),
+                   help="images over the limits: transcode (default), stage to S3, or fail")
+    p.add_argument("--staging-bucket", help="s3://bucket/prefix/ for --oversize stage")
+    p.add_argument("--allow-http", action="store_const", const=True,
+                   help="fetch plain http:// URLs too")
+    p.add_argument("--limit", type=int, help="process at most N manifest items")
+    p.add_argument("--dry-run", action="store_const", const=True,
+                   help="route every image, call nothing; print counts and the cost")
+    p.add_argument("--shard-index", type=int,
+                   help="this shard (default JOB_COMPLETION_INDEX / AWS_BATCH_JOB_ARRAY_INDEX)")
+    p.add_argument("--shard-count", type=int, help="shards in all (BATCHREK_SHARD_COUNT)")
+    p.add_argument("--grace-period-s", type=float,
+                   help="on SIGTERM, seconds for in-flight calls to finish (default 25)")
+    p.add_argument("--metrics-out", help="write the run's metrics JSON here")
+    p.add_argument("--metrics-textfile", help="write Prometheus textfile-collector metrics here")
+    p.add_argument("--pushgateway", help="push the run's metrics to this Pushgateway URL")
+    p.add_argument("--job-name", help="Pushgateway job label (default batchrek)")
+    p.add_argument("--no-progress", dest="progress", action="store_const", const=False,
+                   help="no live display (periodic log lines stay)")
+    p.add_argument("--log-format", choices=("text", "json"), help="log line format")
+    p.add_argument("--log-interval-s", type=float, help="seconds between progress log lines")
+
+
+_NOT_SETTINGS = {"command", "config", "func", "verbose"}
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS and v is not None}
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from batchrek.config import load_settings
+    from batchrek.runner import run_from_settings
+
+    settings = load_settings(_flags(args), config_file=args.config)
+    setup_logging(settings.log_format, verbose=args.verbose)
+    return _run_with_signals(lambda stop: run_from_settings(settings, stop=stop))
+
+
+def _run_with_signals(start: Any) -> int:
+    """Run ``start(stop_event)``; the first SIGTERM/SIGINT sets the event, a second
+    one cancels at once (the output stays consistent: whole lines, fsync on close)."""
+    received: list[signal.Signals] = []
+
+    async def main() -> int:
+        stop = anyio.Event()
+        code = EXIT_FAILED  # replaced by the run's own code unless a 2nd signal cut it short
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for signum in signals:
+                        received.append(signal.Signals(signum))
+                        if len(received) == 1:
+                            log.warning("%s: stopping; finishing in-flight calls", signum.name)
+                            stop.set()
+                        else:
+                            log.warning("%s again: stopping now", signum.name)
+                            tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            code = await start(stop)
+            tg.cancel_scope.cancel()
+        return code
+
+    code = anyio.run(main)
+    if received:
+        return EXIT_SIGNAL.get(received[0], 143)
+    return code
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from batchrek.emulator.cli import run
+
+    setup_logging("text", verbose=args.verbose)
+    return run(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from batchrek.demo import run_demo
+
+    setup_logging("text", verbose=args.verbose)
+    return run_demo(args.dir, count=args.count)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import orjson
+
+    from batchrek.report import write_report
+
+    try:
+        with open(args.metrics, "rb") as fh:
+            data = orjson.loads(fh.read())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read metrics JSON {args.metrics}: {exc}") from None
+    write_report(data, args.output)
+    print(args.output)
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    from batchrek.emulator.cli import add_arguments as add_emulator_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="batchrek",
+        description="High-throughput batch processing for Amazon Rekognition Image.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="analyse every image of a manifest")
+    _add_run_arguments(run)
+    run.set_defaults(func=_cmd_run)
+
+    emu = sub.add_parser("emulator", help="serve the local Rekognition emulator")
+    add_emulator_arguments(emu)
+    emu.set_defaults(func=_cmd_emulator)
+
+    demo = sub.add_parser("demo", help="run a real batch over example images, locally")
+    demo.add_argument("--dir", default="batchrek-demo", help="where to write (batchrek-demo)")
+    demo.add_argument("--count", type=int, default=24, help="how many example images")
+    demo.set_defaults(func=_cmd_demo)
+
+    report = sub.add_parser("report", help="draw a run's metrics as .html or .png")
+    report.add_argument("metrics", help="the --metrics-out JSON of a run")
+    report.add_argument("-o", "--output", required=True, help="report.html or report.png")
+    report.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (ConfigError, ManifestUnreadable) as exc:
+        print(f"batchrek: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The emulator's options, one frozen value; live changes make a new one.
+
+Only the load knobs (latency, quotas, fault rates, seed) may change while the server
+runs: host, port, region and the S3 endpoint are fixed at start-up because clients
+and the shared S3 client already depend on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["LIVE_FIELDS", "EmulatorSettings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A settings change names an unknown option or gives an impossible value."""
+
+
+@dataclass(frozen=True)
+class EmulatorSettings:
+    """Everything the emulator can be told.
+
+    ``quota_tps`` is each operation's quota (``None``: unlimited);
+    ``quota_overrides`` maps an API operation name to its own quota (``None`` there
+    means unlimited for that operation even when ``quota_tps`` is set).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    region: str = "us-east-1"
+    s3_endpoint_url: str | None = None
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    quota_tps: float | None = None
+    quota_overrides: Mapping[str, float | None] = field(default_factory=dict)
+    throttle_rate: float = 0.0
+    fault_rate: float = 0.0
+    drop_rate: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("throttle_rate", "fault_rate", "drop_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise SettingsError(f"{name} must be between 0 and 1, got {value}")
+        if self.latency_ms < 0 or self.latency_jitter_ms < 0:
+            raise SettingsError("latency_ms and latency_jitter_ms must be >= 0")
+        quotas = [self.quota_tps, *self.quota_overrides.values()]
+        if any(q is not None and q < 0 for q in quotas):
+            raise SettingsError("quotas must be >= 0 (or null for unlimited)")
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port out of range: {self.port}")
+
+    def quota_for(self, operation: str) -> float | None:
+        """The TPS quota for one API operation, or None when unlimited."""
+        if operation in self.quota_overrides:
+            return self.quota_overrides[operation]
+        return self.quota_tps
+
+    def changed(self, changes: Mapping[str, Any]) -> EmulatorSettings:
+        """A copy with ``changes`` applied; only live fields may change."""
+        unknown = set(changes) - LIVE_FIELDS
+        if unknown:
+            raise SettingsError(f"cannot change {sorted(unknown)} at run time")
+        values = dict(changes)
+        if "quota_overrides" in values:
+            values["quota_overrides"] = dict(values["quota_overrides"] or {})
+        try:
+            return dataclasses.replace(self, **values)
+        except TypeError as exc:
+            raise SettingsError(str(exc)) from exc
+
+    def live(self) -> dict[str, Any]:
+        """The live fields as JSON-ready values (what ``changed`` accepts)."""
+        out = {name: getattr(self, name) for name in sorted(LIVE_FIELDS)}
+        out["quota_overrides"] = dict(self.quota_overrides)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["quota_overrides"] = dict(self.quota_overrides)
+        return out
+
+
+LIVE_FIELDS = frozenset(
+    {
+        "latency_ms",
+        "latency_jitter_ms",
+        "quota_tps",
+        "quota_overrides",
+        "throttle_rate",
+        "fault_rate",
+        "drop_rate",
+        "seed",
+    }
+)

@@ -1,0 +1,18 @@
+"""Manifest readers: every input a user already has, as one stream of Items.
+
+    read_manifest(spec) ──▶ Item | ManifestProblem, in manifest order
+
+Formats: JSON Lines (incl. SageMaker Ground Truth ``source-ref``), CSV (with an
+``image`` header, or headerless ``bucket,key[,version_id]``), plain lists, S3
+Inventory (CSV), an S3 prefix listing and a local directory; any file may be gzip.
+Nothing is loaded whole: memory stays flat for a 10-million-line manifest.
+"""
+
+from __future__ import annotations
+
+from batchrek.manifest._detect import FORMATS, detect_format
+from batchrek.manifest._images import IMAGE_EXTENSIONS
+from batchrek.manifest._read import read_manifest
+from batchrek.manifest._streams import S3ClientLike
+
+__all__ = ["FORMATS", "IMAGE_EXTENSIONS", "S3ClientLike", "detect_format", "read_manifest"]

@@ -1,0 +1,73 @@
+"""Building Items at manifest speed.
+
+A frozen dataclass pays ``object.__setattr__`` per field in ``__init__``: for Item and
+S3Ref together that is ~2 µs, over half the cost of a plain-list line and the
+difference between ~250k and ~350k lines/s. These constructors fill the same slots
+directly. They are only valid while the classes stay plain value holders (no
+``__post_init__``); tests/test_manifest_build.py checks both that and equality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import unquote_plus
+
+from batchrek.models import Item, S3Ref, Source
+from batchrek.sources import parse_source
+
+__all__ = ["decode_key", "make_item", "make_s3ref", "to_source"]
+
+_new: Final = object.__new__
+_item_id, _item_source, _item_size, _item_etag, _item_meta, _item_line = (
+    Item.__dict__[name].__set__ for name in ("id", "source", "size", "etag", "meta", "line")
+)
+_ref_bucket, _ref_key, _ref_version = (
+    S3Ref.__dict__[name].__set__ for name in ("bucket", "key", "version")
+)
+
+
+def make_item(
+    item_id: str,
+    source: Source,
+    size: int | None,
+    etag: str | None,
+    meta: Mapping[str, Any] | None,
+    line: int | None,
+) -> Item:
+    """``Item(item_id, source, size, etag, meta, line)``, without the frozen-init toll."""
+    item: Item = _new(Item)
+    _item_id(item, item_id)
+    _item_source(item, source)
+    _item_size(item, size)
+    _item_etag(item, etag)
+    _item_meta(item, meta)
+    _item_line(item, line)
+    return item
+
+
+def make_s3ref(bucket: str, key: str, version: str | None) -> S3Ref:
+    """``S3Ref(bucket, key, version)``, without the frozen-init toll."""
+    ref: S3Ref = _new(S3Ref)
+    _ref_bucket(ref, bucket)
+    _ref_key(ref, key)
+    _ref_version(ref, version)
+    return ref
+
+
+def to_source(text: str, base_dir: str | None) -> Source:
+    """``parse_source(text, base_dir=base_dir)``, the plain ``s3://bucket/key`` case first.
+
+    Anything less plain (a query, surrounding blanks, no key) takes the full path, so
+    the rules themselves live only in ``batchrek.sources``. Raises ``SourceSyntaxError``.
+    """
+    if text.startswith("s3://") and "?" not in text and not text[-1].isspace():
+        bucket, slash, key = text[5:].partition("/")
+        if bucket and slash and key:
+            return make_s3ref(bucket, key, None)
+    return parse_source(text, base_dir=base_dir)
+
+
+def decode_key(key: str) -> str:
+    """An S3 Inventory / Batch Operations key, URL-decoded (``+`` is a space)."""
+    return unquote_plus(key) if "%" in key or "+" in key else key

@@ -1,0 +1,54 @@
+"""Every image under ``s3://bucket/prefix/``, streamed page by page from ListObjectsV2."""
+
+from __future__ import annotations
+
+from batchrek.errors import ManifestUnreadable
+from batchrek.manifest._images import has_image_extension
+from batchrek.manifest._lines import RecordBatches
+from batchrek.manifest._streams import S3_ERRORS, S3ClientLike
+from batchrek.models import Item, ManifestProblem, S3Ref
+
+__all__ = ["list_prefix"]
+
+
+async def list_prefix(s3: S3ClientLike, bucket: str, prefix: str) -> RecordBatches:
+    """Keys with an image extension, in S3's (lexicographic) order; ``line`` counts them.
+
+    A listing that fails on its first page is unreadable; one that fails later has
+    already handed out items, so it ends with a problem record instead.
+    """
+    where = f"s3://{bucket}/{prefix}"
+    paginator = s3.get_paginator("list_objects_v2")
+    count = 0
+    pages = 0
+    try:
+        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            pages += 1
+            items: list[Item | ManifestProblem] = []
+            for entry in page.get("Contents", ()):
+                key: str = entry["Key"]
+                if has_image_extension(key):
+                    count += 1
+                    etag = entry.get("ETag")
+                    items.append(
+                        Item(
+                            f"s3://{bucket}/{key}",
+                            S3Ref(bucket, key),
+                            entry.get("Size"),
+                            etag.strip('"') if etag else None,
+                            None,
+                            count,
+                        )
+                    )
+            yield items
+    except S3_ERRORS as exc:
+        if pages == 0:
+            raise ManifestUnreadable(
+                f"cannot list {where}: {exc}; check the bucket name and that your "
+                "credentials may s3:ListBucket it"
+            ) from exc
+        yield [
+            ManifestProblem(
+                line=count + 1, reason=f"listing {where} failed after {count} images: {exc}"
+            )
+        ]

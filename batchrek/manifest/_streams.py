@@ -1,0 +1,171 @@
+"""Byte streams a manifest can come from: a local file, an S3 object, gzip over either.
+
+Every failure while reading becomes ``StreamBroken`` here, so readers decide in one
+place whether it is fatal (nothing read yet: ``ManifestUnreadable``) or one more
+problem record (the stream broke after some lines were already handed out).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any, Final, Protocol
+
+import aiohttp
+import anyio
+from botocore.exceptions import BotoCoreError, ClientError
+
+__all__ = [
+    "CHUNK_BYTES",
+    "GZIP_MAGIC",
+    "S3_ERRORS",
+    "Peekable",
+    "S3ClientLike",
+    "StreamBroken",
+    "gunzip",
+    "local_chunks",
+    "read_all",
+    "s3_chunks",
+    "split_s3_uri",
+]
+
+CHUNK_BYTES: Final = 1024 * 1024
+GZIP_MAGIC: Final = b"\x1f\x8b"
+
+# What a dropped connection, a timeout or an S3 error can raise while streaming.
+S3_ERRORS: Final = (BotoCoreError, ClientError, aiohttp.ClientError, OSError, TimeoutError)
+
+
+class S3ClientLike(Protocol):
+    """The slice of an aiobotocore S3 client the readers use."""
+
+    async def get_object(self, **kwargs: Any) -> Any: ...
+
+    def get_paginator(self, operation_name: str) -> Any: ...
+
+
+class StreamBroken(Exception):
+    """Reading a manifest stream failed; the message says what and where."""
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` to ``(bucket, key)``; the key may be empty (a whole bucket)."""
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+async def local_chunks(path: str, *, size: int = CHUNK_BYTES) -> AsyncIterator[bytes]:
+    """The file in ``size`` chunks: one thread hop per chunk, never per line."""
+    try:
+        handle = await anyio.open_file(path, "rb")
+    except OSError as exc:
+        raise StreamBroken(f"cannot open {path}: {exc.strerror or exc}") from exc
+    async with handle:
+        while True:
+            try:
+                chunk = await handle.read(size)
+            except OSError as exc:
+                raise StreamBroken(f"cannot read {path}: {exc.strerror or exc}") from exc
+            if not chunk:
+                return
+            yield chunk
+
+
+async def s3_chunks(
+    s3: S3ClientLike, bucket: str, key: str, *, size: int = CHUNK_BYTES
+) -> AsyncIterator[bytes]:
+    """An S3 object's body, streamed; the whole object is never held."""
+    where = f"s3://{bucket}/{key}"
+    try:
+        response = await s3.get_object(Bucket=bucket, Key=key)
+    except S3_ERRORS as exc:
+        raise StreamBroken(f"cannot get {where}: {exc}") from exc
+    body = response["Body"]
+    try:
+        while True:
+            try:
+                chunk: bytes = await body.read(size)
+            except S3_ERRORS as exc:
+                raise StreamBroken(f"reading {where} failed: {exc}") from exc
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        body.close()
+
+
+async def gunzip(
+    chunks: AsyncIterator[bytes], *, name: str, max_out: int = CHUNK_BYTES
+) -> AsyncIterator[bytes]:
+    """Decompress gzip as it streams, in bounded pieces (a gzip bomb cannot blow memory).
+
+    Concatenated gzip members (what ``cat a.gz b.gz`` makes) are read as one stream.
+    """
+    inflater = zlib.decompressobj(wbits=31)
+    in_member = False  # the current inflater has been fed part of a member
+    async for chunk in chunks:
+        data = chunk
+        while True:
+            in_member = in_member or bool(data)
+            try:
+                out = inflater.decompress(data, max_out)
+            except zlib.error as exc:
+                raise StreamBroken(f"{name} is not valid gzip: {exc}") from exc
+            if out:
+                yield out
+            if inflater.eof:
+                data = inflater.unused_data
+                inflater = zlib.decompressobj(wbits=31)
+                in_member = False
+                if not data:
+                    break
+                continue
+            data = inflater.unconsumed_tail
+            # A full output piece may leave output pending inside zlib: ask again.
+            if not data and len(out) < max_out:
+                break
+    if in_member:
+        raise StreamBroken(f"{name} ends in the middle of its gzip data (truncated?)")
+
+
+class Peekable:
+    """A chunk stream whose first bytes can be inspected before it is consumed."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self._head = b""
+        self._ended = False
+
+    async def peek(self, size: int) -> bytes:
+        """At least ``size`` bytes from the start (fewer only at the end of the stream)."""
+        while len(self._head) < size and not self._ended:
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                self._ended = True
+                break
+            self._head += chunk
+        return self._head
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        head, self._head = self._head, b""
+        if head:
+            yield head
+        if not self._ended:
+            async for chunk in self._chunks:
+                yield chunk
+
+    def __repr__(self) -> str:
+        return f"Peekable(buffered={len(self._head)}, ended={self._ended})"
+
+
+async def read_all(chunks: AsyncIterator[bytes], *, limit: int, name: str) -> bytes:
+    """A small file whole (an inventory's manifest.json), refusing anything over ``limit``."""
+    parts: list[bytes] = []
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise StreamBroken(f"{name} is larger than {limit} bytes; is it the right file?")
+        parts.append(chunk)
+    return b"".join(parts)

@@ -1,0 +1,124 @@
+"""Prometheus export of a run's summary: Pushgateway push and node-exporter textfile.
+
+A batch job is gone before any scraper comes by, so its numbers are pushed (or left in
+a textfile) once, from :meth:`RunMetrics.summary`. Each export builds a private
+``CollectorRegistry``: nothing is registered globally, and two runs in one process
+cannot collide. ``push`` and ``write_textfile`` block (HTTP, file I/O): call them at the
+end of a run, or through ``anyio.to_thread.run_sync``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, push_to_gateway, write_to_textfile
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["build_registry", "push", "write_textfile"]
+
+_QUANTILES = (("0.5", "p50"), ("0.9", "p90"), ("0.99", "p99"))
+_STATUSES = ("ok", "failed", "skipped", "deduplicated")
+
+
+class _SummaryCollector(Collector):
+    """Exposes one summary dict; collected once per export."""
+
+    def __init__(self, summary: Mapping[str, Any]) -> None:
+        self._summary = summary
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._summary
+        ops: Mapping[str, Mapping[str, Any]] = s.get("by_operation", {})
+
+        pairs = CounterMetricFamily(
+            "batchrek_pairs", "Finished (item, operation) pairs.", labels=["operation", "status"]
+        )
+        requests = _per_op_counter("batchrek_requests", "Service calls, retries included.")
+        throttled = _per_op_counter("batchrek_throttled", "Attempts the service throttled.")
+        retries = _per_op_counter("batchrek_retries", "Attempts retried.")
+        errors = CounterMetricFamily(
+            "batchrek_errors", "Failed pairs by error code.", labels=["operation", "code"]
+        )
+        rate = GaugeMetricFamily(
+            "batchrek_rate_tps", "Settled request rate limit.", labels=["operation"]
+        )
+        latency = Metric(
+            "batchrek_latency_seconds", "Service latency of successful calls.", "summary"
+        )
+        for op, o in ops.items():
+            for status in _STATUSES:
+                pairs.add_metric([op, status], o.get(status, 0))
+            requests.add_metric([op], o.get("requests", 0))
+            throttled.add_metric([op], o.get("throttled", 0))
+            retries.add_metric([op], o.get("retries", 0))
+            for code, n in o.get("failed_by_code", {}).items():
+                errors.add_metric([op, code], n)
+            if o.get("rate") is not None:
+                rate.add_metric([op], o["rate"])
+            _add_quantiles(latency, {"operation": op}, o.get("latency_ms", {}))
+        yield from (pairs, requests, throttled, retries, errors, rate, latency)
+
+        yield _gauge(
+            "batchrek_throughput_per_second",
+            "Finished pairs per second.",
+            s.get("throughput_per_s", 0.0),
+        )
+        yield _gauge("batchrek_elapsed_seconds", "Run duration.", s.get("elapsed_s", 0.0))
+        yield _gauge("batchrek_items", "Items read from the manifest.", s.get("items", 0))
+        if s.get("last_success_unix") is not None:
+            yield _gauge(
+                "batchrek_last_success_timestamp_seconds",
+                "Unix time of the last successful call.",
+                s["last_success_unix"],
+            )
+
+
+def _per_op_counter(name: str, doc: str) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, labels=["operation"])
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _add_quantiles(metric: Metric, labels: Mapping[str, str], ms: Mapping[str, Any]) -> None:
+    for quantile, key in _QUANTILES:
+        metric.add_sample(metric.name, {**labels, "quantile": quantile}, ms.get(key, 0.0) / 1000.0)
+    count = ms.get("count", 0)
+    metric.add_sample(metric.name + "_count", dict(labels), count)
+    metric.add_sample(metric.name + "_sum", dict(labels), ms.get("sum", 0.0) / 1000.0)
+
+
+def build_registry(summary: Mapping[str, Any]) -> CollectorRegistry:
+    """A fresh registry holding exactly this summary's metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_SummaryCollector(summary))
+    return registry
+
+
+def push(
+    url: str,
+    summary: Mapping[str, Any],
+    *,
+    job: str,
+    grouping: Mapping[str, str] | None = None,
+    timeout_s: float = 30.0,
+) -> None:
+    """PUT the summary to a Pushgateway under ``job`` plus ``grouping`` (e.g. shard).
+
+    PUT replaces the whole group, so a rerun of the same shard overwrites, never adds.
+    """
+    push_to_gateway(
+        url,
+        job=job,
+        registry=build_registry(summary),
+        grouping_key=dict(grouping or {}),
+        timeout=timeout_s,
+    )
+
+
+def write_textfile(path: str, summary: Mapping[str, Any]) -> None:
+    """Write node-exporter textfile format; temp file + rename, so readers never see half."""
+    write_to_textfile(path, build_registry(summary))
