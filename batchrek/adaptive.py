@@ -4,23 +4,25 @@ The account's real quota is invisible to the client (AWS raises it per account,
 operation and region), so the controller learns it from throttles, the way TCP
 CUBIC learns a path's capacity from losses:
 
-    rate ▲        ceiling (largest rate the service accepted)
-         │  startup   ╭───plateau────╮  probe ╱ throttle
-         │     ╱     ╱                ╲     ╱   → ×decrease, new ceiling
-         │   ╱  ────╯                   ────
-         └──────────────────────────────────────▶ time
+    rate  startup    recover     plateau       probe
+      |                        .-------------------.
+      |        x              /                     x   x: throttle. ceiling = the rate
+      |       /|            /                       |      accepted; rate = decrease x
+      |      / |         /                          |      ceiling
+      |  ---'  '-------'                            '---
+      +-------------------------------------------------> time
 
 - startup: grow multiplicatively from the published default until the first throttle;
 - on a throttle: the new ceiling is the rate the service actually accepted over the
   last window (not the rate sent, which overshoots), the rate drops to
-  ``decrease`` × ceiling, at most once per window, because the throttles of requests
+  ``decrease`` x ceiling, at most once per window, because the throttles of requests
   already in flight describe the same overshoot;
 - recover along a cubic: fast at first, flat near the ceiling for a long time (each
   probe past it costs a throttled request), then convex again to find a raised quota;
 - growth only counts while the caller keeps up with the rate, so a latency-bound or
   idle run does not inflate a rate it never used.
 
-``ConcurrencyController`` sizes the in-flight cap by Little's law (in flight = rate ×
+``ConcurrencyController`` sizes the in-flight cap by Little's law (in flight = rate x
 latency) so the cap never binds before the rate does, and nothing beyond it holds
 image bytes in memory or joins a wave of throttles.
 """
@@ -92,9 +94,11 @@ class AdaptiveRate:
 
     ``recover_s`` is how long the rate takes to climb back to the ceiling after a
     decrease; it sets how often the controller probes (and pays a throttle).
-    ``pause_s`` is the global pause after a heavy throttle (more than
-    ``pause_threshold`` of the window's responses throttled): it lets the service's
-    bucket refill after a sharp quota drop; a single probe throttle does not pause.
+    ``pause_s`` is the global pause when throttles pile up (at least three, and
+    ``pause_threshold`` of the window's responses), as after a sharp quota drop; a
+    lone probe throttle does not pause. It is short on purpose: in simulation, pauses
+    of 0.25 s and more let a deep service bucket refill, which hides the new quota and
+    slows following a drop from ~1.5 s to 3-15 s.
     """
 
     def __init__(
@@ -278,7 +282,9 @@ class AdaptiveRate:
         if dt <= 0:
             return
         self._prune(now)
-        if self._keeping_up(now):
+        # Growth is earned only while calls keep up, and stops at max_rate (otherwise
+        # hours pinned at the cap would grow the exponential past float range).
+        if self._rate < self.max_rate and self._keeping_up(now):
             self._growth_t += dt
             self._rate = self._clamp(self._curve(self._growth_t))
         self._updated = now
@@ -354,10 +360,10 @@ class ConcurrencySnapshot:
 
 
 class ConcurrencyController:
-    """Sizes the in-flight cap from Little's law: needed = rate × latency.
+    """Sizes the in-flight cap from Little's law: needed = rate x latency.
 
     Latency is smoothed the way TCP smooths RTT (``srtt`` and ``rttvar``); sizing
-    uses ``srtt + 2 × rttvar`` so ordinary latency spread does not starve the rate,
+    uses ``srtt + 2 x rttvar`` so ordinary latency spread does not starve the rate,
     times ``headroom``. ``rate`` returns the summed rate of every operation sharing
     the cap; with no ``rate`` (or an unlimited one) the cap is ``max_concurrency``.
     """

@@ -128,13 +128,11 @@ class ImagePool:
             try:
                 done = await self._in_process(data, header, limits, cap)
             except BrokenProcessPool:
-                # A worker died (out of memory, killed): the pool is unusable. Start a
-                # fresh one and try this image once more; a second death is its fault.
-                self._restart()
+                # A worker died (out of memory, killed) and took the pool with it; a
+                # fresh pool gets this image once more: a second death is its fault.
                 try:
                     done = await self._in_process(data, header, limits, cap)
                 except BrokenProcessPool as exc:
-                    self._restart()
                     raise ItemError(
                         "TranscodeCrashed", "the transcoder's worker process died twice"
                     ) from exc
@@ -145,14 +143,20 @@ class ImagePool:
     async def _in_process(
         self, data: bytes, header: ImageHeader, limits: ImageLimits, cap: int | None
     ) -> Transcoded | _Failed:
-        future: Future[Transcoded | _Failed] = self._pool().submit(
-            _transcode_in_worker, data, header, limits, cap
-        )
+        pool = self._pool()
         try:
-            # A thread waits on the future (holding no GIL): works on any anyio backend.
-            return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
-        finally:
-            future.cancel()  # no-op once it runs or ran
+            future: Future[Transcoded | _Failed] = pool.submit(
+                _transcode_in_worker, data, header, limits, cap
+            )
+            try:
+                # A thread waits on the future (holding no GIL): any anyio backend works.
+                return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+            finally:
+                future.cancel()  # no-op once it runs or ran
+        except BrokenProcessPool:
+            if self._executor is pool:  # others may have replaced it already
+                self._shutdown()
+            raise
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -166,7 +170,7 @@ class ImagePool:
             )
         return self._executor
 
-    def _restart(self) -> None:
+    def _shutdown(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
@@ -174,7 +178,7 @@ class ImagePool:
     def close(self) -> None:
         """Refuse new work and let the workers go once their current image is done."""
         self._closed = True
-        self._restart()
+        self._shutdown()
 
     async def __aenter__(self) -> ImagePool:
         return self

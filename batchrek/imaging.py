@@ -284,8 +284,8 @@ def _jpeg_complete(data: bytes) -> bool:
         marker = data[i + 1]
         if marker == 0xFF:
             i += 1
-        elif marker == 0xDA:
-            return data.find(b"\xff\xd9", i) != -1
+        elif marker == 0xDA:  # searched from the end: found at once in a whole file
+            return data.rfind(b"\xff\xd9") > i
         elif 0xD0 <= marker <= 0xD8 or marker == 0x01:
             i += 2
         else:

@@ -110,7 +110,10 @@ class Services:
         output = output_for_shard(settings.output, settings.shard_index, settings.shard_count)
         resume: ResumeState | None = None
         if settings.resume and not settings.dry_run:
-            resume = await load_resume(output, s3=s3)
+            sharded = (settings.shard_count or 1) > 1
+            resume = await load_resume(
+                output, s3=s3, shard=(settings.shard_index or 0) if sharded else None
+            )
         sink: Sink
         if output.startswith("s3://"):
             sink = S3PartSink(

@@ -64,3 +64,8 @@ def test_inventory_is_recognised_by_content() -> None:
 def test_binary_content_is_unreadable(head: bytes) -> None:
     with pytest.raises(ManifestUnreadable, match="binary"):
         detect_format("s3://b/data", head)
+
+
+def test_json_array_is_unreadable_with_a_hint() -> None:
+    with pytest.raises(ManifestUnreadable, match="JSON Lines"):
+        detect_format("images.json", b'[{"image": "s3://b/k.jpg"}]')

@@ -69,7 +69,8 @@ def service_error(client: Any, code: str, status: int = 400) -> BaseException:
         try:
             client.detect_labels(Image=IMAGE)
         except bex.ClientError as exc:
-            return exc
+            raised: BaseException = exc
+            return raised
     raise AssertionError("the stub did not raise")
 
 

@@ -174,6 +174,15 @@ async def test_resume_leaves_exactly_one_record_per_pair(client: Any, s3: S3Bed,
     assert pairs(s3, uri) == expected
 
 
+async def test_resume_repairs_a_part_file_with_a_torn_tail(
+    client: Any, s3: S3Bed, uri: str
+) -> None:
+    bucket, prefix = parse_output_uri(uri)
+    s3.put(bucket, f"{prefix}part-20240101T000000Za-0000-000000.jsonl", rec("a") + rec("b")[:9])
+    state = await load_resume(uri, s3=client)
+    assert (state.torn_lines, list(objects(s3, uri).values())) == (1, [rec("a")])
+
+
 async def test_resume_reads_only_its_own_shard(client: Any, uri: str) -> None:
     for shard, item in ((0, "mine"), (1, "theirs")):
         sink = S3PartSink(client, uri, shard=shard)

@@ -30,6 +30,7 @@ _BY_EXTENSION: Final = {
 _BINARY_MAGIC: Final = (b"ORC", b"PAR1", b"\xff\xd8\xff", b"\x89PNG", b"PK\x03\x04", b"GIF8")
 _BUCKET_NAME: Final = re.compile(r'"?[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"?')
 _SCHEMES: Final = ("s3://", "http://", "https://", "file://")
+_SNIFF_BYTES: Final = 64 * 1024
 
 
 def detect_format(spec: str, head: bytes) -> str:
@@ -53,6 +54,7 @@ def detect_file_format(spec: str, head: bytes) -> str:
         name = key
     else:
         name = spec
+    head = head[:_SNIFF_BYTES]
     name = os.path.basename(name.split("?", 1)[0]).lower().removesuffix(".gz")
     if name == "manifest.json" or _looks_like_inventory(head):
         return "inventory"
@@ -68,7 +70,7 @@ def _looks_like_inventory(head: bytes) -> bool:
 
 
 def _sniff(spec: str, head: bytes) -> str:
-    if head.startswith(_BINARY_MAGIC) or b"\x00" in head[:4096]:
+    if head.startswith(_BINARY_MAGIC) or b"\x00" in head:
         raise ManifestUnreadable(
             f"{spec} is binary, not a manifest; batchrek reads JSON Lines, CSV, text lists "
             "and S3 Inventory (CSV) manifests - pass --format if the name misleads"
@@ -76,6 +78,10 @@ def _sniff(spec: str, head: bytes) -> str:
     first = _first_line(head)
     if first.startswith("{"):
         return "jsonl"
+    if first.startswith("["):
+        raise ManifestUnreadable(
+            f"{spec} looks like a JSON array; write one JSON object per line (JSON Lines)"
+        )
     if first.startswith(_SCHEMES) or "," not in first:
         return "txt"
     cells = [cell.strip().lower() for cell in first.split(",")]

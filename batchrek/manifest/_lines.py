@@ -8,7 +8,14 @@ plain loop. Only a chunk holding invalid UTF-8 falls back to line-by-line decodi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -109,7 +116,7 @@ def _decode_slowly(body: bytes, first: int) -> LineBatch:
 
 
 Records = Iterable[Item | ManifestProblem]
-RecordBatches = AsyncIterator[Records]
+RecordBatches = AsyncGenerator[Records, None]
 """What every reader produces: batches, consumed one after the other, each fully."""
 
 

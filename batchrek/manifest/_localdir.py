@@ -2,8 +2,8 @@
 
 Order is deterministic (depth first; within a directory its files in name order,
 then its subdirectories in name order) so two runs, or two shards of one run, see
-the same sequence. Hidden entries are skipped;
-symlinked directories are followed once (a link cycle is not walked twice).
+the same sequence. Hidden entries are skipped; symlinked directories are followed,
+each real directory once (a link cycle is not walked twice).
 """
 
 from __future__ import annotations

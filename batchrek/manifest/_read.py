@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Final
 
 import anyio.to_thread
@@ -48,9 +49,12 @@ async def read_manifest(
     """
     # Readers hand over batches; this is the only per-record await, which is most of
     # what a 10-million-line manifest costs beyond building the Items themselves.
-    async for records in await _open_reader(spec.strip(), fmt, s3):
-        for record in records:
-            yield record
+    # aclosing: a consumer that stops early (SIGTERM, a limit) releases the open file
+    # or S3 response now, not whenever the garbage collector gets to it.
+    async with aclosing(await _open_reader(spec.strip(), fmt, s3)) as batches:
+        async for records in batches:
+            for record in records:
+                yield record
 
 
 async def _open_reader(spec: str, fmt: str | None, s3: S3ClientLike | None) -> RecordBatches:
