@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 
-from batchrek.errors import ConfigError, ManifestUnreadable
+from batchrek.errors import ConfigError, ManifestUnreadable, stopping_error
 from batchrek.logsetup import setup_logging
 from batchrek.operations import RUNNABLE
 
@@ -115,7 +115,13 @@ def _run_with_signals(start: Any) -> int:
             tg.cancel_scope.cancel()
         return code
 
-    code = anyio.run(main)
+    try:
+        code = anyio.run(main)
+    except BaseExceptionGroup as group:
+        error = stopping_error(group)
+        if error is None:
+            raise
+        raise error from None
     if received:
         return EXIT_SIGNAL.get(received[0], 143)
     return code

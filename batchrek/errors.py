@@ -14,10 +14,12 @@ from __future__ import annotations
 from batchrek.models import ErrorInfo
 
 __all__ = [
+    "STOPS_A_RUN",
     "BatchrekError",
     "ConfigError",
     "ItemError",
     "ManifestUnreadable",
+    "stopping_error",
 ]
 
 
@@ -44,3 +46,19 @@ class ItemError(BatchrekError):
 
     def info(self) -> ErrorInfo:
         return ErrorInfo(self.code, self.message, self.retryable)
+
+
+STOPS_A_RUN = (ConfigError, ManifestUnreadable)
+
+
+def stopping_error(group: BaseExceptionGroup[BaseException]) -> BatchrekError | None:
+    """The run-stopping error inside a task group's ExceptionGroup, if there is one,
+    so that it can surface as itself (exit 2 with its message), not as a traceback."""
+    matched, _ = group.split(STOPS_A_RUN)
+    while matched is not None:
+        first = matched.exceptions[0]
+        if isinstance(first, BaseExceptionGroup):
+            matched = first
+            continue
+        return first if isinstance(first, BatchrekError) else None
+    return None

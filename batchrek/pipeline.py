@@ -27,6 +27,7 @@ from batchrek.adaptive import AdaptiveRate, ConcurrencyController
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
 from batchrek.dedupe import Deduper
+from batchrek.errors import stopping_error
 from batchrek.limits import default_tps
 from batchrek.manifest import read_manifest
 from batchrek.metrics import RunMetrics
@@ -34,7 +35,14 @@ from batchrek.models import ErrorInfo, ImageInput, Item, ManifestProblem, Result
 from batchrek.operations import Operation, trim_response
 from batchrek.prepare import ItemPrep, Preparer, content_key
 from batchrek.ratelimit import TokenBucket
-from batchrek.retry import Outcome, RetryPolicy, call_with_retry, classify, is_throttle
+from batchrek.retry import (
+    Outcome,
+    RetryPolicy,
+    call_with_retry,
+    classify,
+    is_quota_throttle,
+    is_throttle,
+)
 from batchrek.services import Services
 
 __all__ = ["RunOutcome", "run_batch", "shard_of"]
@@ -89,9 +97,11 @@ class _OpControl:
             self.adaptive.on_success()
             self.bucket.rate = self.adaptive.rate
 
-    def on_throttle(self) -> None:
+    def on_throttle(self, *, soft: bool) -> None:
+        """``soft``: a "slow down" that is not the quota (ThrottlingException) is weak
+        evidence; only ProvisionedThroughputExceeded says where the quota is."""
         if self.adaptive is not None:
-            self.adaptive.on_throttle()
+            self.adaptive.on_throttle(soft=soft)
             self.bucket.rate = self.adaptive.rate
             pause = self.adaptive.pause_until
             if pause is not None:
@@ -120,7 +130,7 @@ class _Run:
         self.clock = clock
         self.controls = {op.method: _OpControl(op, settings, services.region, clock) for op in ops}
         self.inflight_limit = anyio.CapacityLimiter(settings.concurrency)
-        self.concurrency = ConcurrencyController(settings.concurrency)
+        self.concurrency = ConcurrencyController(settings.concurrency, rate=self._total_rate)
         self.inflight_limit.total_tokens = self.concurrency.limit
         self.policy = RetryPolicy(
             max_attempts=settings.max_attempts, deadline_s=settings.item_deadline_s
@@ -128,6 +138,16 @@ class _Run:
         self.deduper = Deduper(settings.dedupe_cache) if settings.dedupe else None
         self.stopping = False
         self.failed = 0
+
+    def _total_rate(self) -> float | None:
+        """Requests/s the limiters allow in all (None: some operation is unlimited)."""
+        total = 0.0
+        for control in self.controls.values():
+            rate = control.bucket.rate
+            if rate is None:
+                return None
+            total += rate
+        return total
 
     # -- producer -------------------------------------------------------------
 
@@ -174,7 +194,9 @@ class _Run:
     ) -> None:
         async with recv, out:
             async for work in recv:
-                if isinstance(work, Result):
+                if isinstance(work, Result):  # a manifest problem, already a record
+                    self.failed += 1
+                    self.metrics.record_result(work, 0.0)
                     await out.send(work)
                     continue
                 if self.stopping:
@@ -288,7 +310,7 @@ class _Run:
                     outcome="throttled" if throttled else info.code,
                 )
                 if throttled:
-                    control.on_throttle()
+                    control.on_throttle(soft=not is_quota_throttle(info))
                 raise
             elapsed = self.clock.monotonic() - t0
             self.metrics.attempt_finished(op.method, elapsed, outcome="ok")
@@ -309,7 +331,8 @@ class _Run:
         while True:
             await self.clock.sleep(1.0)
             for method, control in self.controls.items():
-                self.metrics.set_rate(method, control.rate)
+                ceiling = control.adaptive.ceiling if control.adaptive is not None else None
+                self.metrics.set_rate(method, control.rate, ceiling=ceiling)
             limit = self.concurrency.limit
             if limit != self.inflight_limit.total_tokens:
                 self.inflight_limit.total_tokens = limit
@@ -396,7 +419,13 @@ async def run_batch(
     async with AsyncExitStack() as stack:
         services = await Services.open(settings, stack)
         run = _Run(settings, services, ops, metrics, clock)
-        await _drive(run, stop)
+        try:
+            await _drive(run, stop)
+        except BaseExceptionGroup as group:
+            error = stopping_error(group)
+            if error is not None:
+                raise error from None
+            raise
         await services.sink.flush(durable=True)
     metrics.finish()
     summary = metrics.summary()

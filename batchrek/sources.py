@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from batchrek.models import HttpUrl, LocalPath, S3Ref, Source
 
-__all__ = ["SourceSyntaxError", "parse_source", "parse_s3_uri"]
+__all__ = ["SourceSyntaxError", "parse_s3_uri", "parse_source"]
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://")
 
 
 class SourceSyntaxError(ValueError):
@@ -48,9 +51,9 @@ def parse_source(text: str, *, base_dir: str | None = None) -> Source:
         return HttpUrl(text)
     if lowered.startswith("file://"):
         return LocalPath(unquote(urlsplit(text).path))
-    if "://" in text.split("/", 1)[0] + "/" and "://" in text[:16]:
-        scheme = text.split("://", 1)[0]
-        raise SourceSyntaxError(f"unsupported scheme {scheme!r} in {text!r}")
+    scheme = _SCHEME.match(text)
+    if scheme:
+        raise SourceSyntaxError(f"unsupported scheme {scheme.group(1)!r} in {text!r}")
     if base_dir is not None and not os.path.isabs(text):
         text = os.path.join(base_dir, text)
     return LocalPath(text)

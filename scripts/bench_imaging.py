@@ -14,7 +14,6 @@ does not skew it; wall-clock figures are printed next to it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import multiprocessing
 import os
@@ -24,20 +23,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import anyio  # noqa: E402
-from PIL import Image, ImageOps  # noqa: E402
+import anyio
+import PIL
+from PIL import Image, ImageOps
+from PIL import _imaging as pillow_core
 
-from batchrek import imaging  # noqa: E402
-from batchrek.imagepool import ImagePool, usable_cores  # noqa: E402
-from batchrek.limits import ImageLimits, limits_for  # noqa: E402
-from batchrek.testing import corpus  # noqa: E402
+from batchrek import imaging
+from batchrek.imagepool import ImagePool, usable_cores
+from batchrek.limits import ImageLimits, limits_for
+from batchrek.testing import corpus
 
 LIMITS = limits_for("detect_labels")
 ORIENTATIONS = (1, 6, 1, 8, 3, 1)  # camera-like: some portrait shots
@@ -80,7 +80,7 @@ def _quality(data: bytes) -> int:
     if not tables:
         return 0
     base = [16, 11, 10, 16, 24, 40, 51, 61]  # IJG luminance table, first row (zigzag)
-    first = tables[0][0]
+    first = int(tables[0][0])
     scale = first * 100 / base[0]
     return round(100 - scale / 2) if scale <= 100 else round(5000 / scale)
 
@@ -124,10 +124,11 @@ def per_core(images: list[bytes], rounds: int) -> None:
         rate = len(cpu[name]) / sum(cpu[name])
         o = outs[name]
         w = statistics.mean(x.width * x.height for x in o) / 1e6
+        mb = statistics.mean(len(x.data) for x in o) / 1e6
         dims = max(((x.width, x.height) for x in o), key=lambda d: d[0] * d[1])
         print(
             f"{name:38} {rate:10.2f} {rate / base_rate:6.2f}x {statistics.mean(wall[name]):10.3f} "
-            f"{dims[0]:>8}x{dims[1]:<8} {w:5.1f} {statistics.mean(len(x.data) for x in o) / 1e6:5.2f} "
+            f"{dims[0]:>8}x{dims[1]:<8} {w:5.1f} {mb:5.2f} "
             f"{statistics.mode(x.quality for x in o):3d} {max(len(x.data) for x in o):10,}"
         )
 
@@ -154,21 +155,18 @@ async def _with_ticker(work: Callable[[], object]) -> tuple[float, list[float]]:
     return elapsed, delays
 
 
-async def _threads(jobs: list[tuple[bytes, imaging.ImageHeader]], workers: int) -> None:
-    pool = ImagePool(max_decodes=workers)
+async def _through(pool: ImagePool, jobs: list[tuple[bytes, imaging.ImageHeader]]) -> None:
     async with anyio.create_task_group() as tg:
         for data, header in jobs:
             tg.start_soon(partial(pool.transcode, data, header, LIMITS))
 
 
-async def _processes(
-    jobs: list[tuple[bytes, imaging.ImageHeader]], executor: ProcessPoolExecutor
-) -> None:
-    futures = [
-        asyncio.wrap_future(executor.submit(imaging.transcode, data, header, LIMITS))
-        for data, header in jobs
-    ]
-    await asyncio.gather(*futures)
+async def _measure(
+    processes: bool, jobs: list[tuple[bytes, imaging.ImageHeader]], workers: int
+) -> tuple[float, list[float]]:
+    async with ImagePool(max_decodes=workers, processes=processes) as pool:
+        await _through(pool, jobs[:workers])  # warm-up: workers started, memory touched
+        return await _with_ticker(partial(_through, pool, jobs))
 
 
 def threads_vs_processes(images: list[bytes], per_worker: int) -> None:
@@ -177,18 +175,12 @@ def threads_vs_processes(images: list[bytes], per_worker: int) -> None:
     jobs = (jobs * (1 + workers * per_worker // len(jobs)))[: workers * per_worker]
     rows: list[tuple[str, float, list[float]]] = []
 
-    anyio.run(_threads, jobs[:workers], workers)  # warm-up
-    elapsed, delays = anyio.run(_with_ticker, partial(_threads, jobs, workers))
-    rows.append((f"threads (ImagePool, {workers} decodes)", elapsed, delays))
+    for processes in (False, True):
+        elapsed, delays = anyio.run(_measure, processes, jobs, workers)
+        kind = "processes" if processes else "threads"
+        rows.append((f"ImagePool, {workers} {kind}", elapsed, delays))
 
     ctx = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as executor:
-        list(
-            executor.map(imaging.transcode, *zip(*jobs[:workers], strict=True), [LIMITS] * workers)
-        )
-        elapsed, delays = anyio.run(_with_ticker, partial(_processes, jobs, executor))
-    rows.append((f"process pool ({workers} workers, forkserver)", elapsed, delays))
-
     t0 = time.perf_counter()
     for _ in range(20):
         ctx.reducer.ForkingPickler.dumps(jobs[0][0])  # type: ignore[attr-defined]
@@ -212,30 +204,54 @@ def threads_vs_processes(images: list[bytes], per_worker: int) -> None:
 # -------------------------------------------------------------- 4. peak memory
 
 
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _status_kb(field: str, pid: int | str = "self") -> int:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
 
-async def _flight(paths: list[str], count: int, decodes: int) -> None:
-    images = [Path(p).read_bytes() for p in paths]
-    pool = ImagePool(max_decodes=decodes)
-    headers = [await pool.inspect(d) for d in images]
-    before = _status_kb("VmRSS")
-    t0 = time.perf_counter()
-    async with anyio.create_task_group() as tg:
-        for i in range(count):
-            k = i % len(images)
-            tg.start_soon(partial(pool.transcode, images[k], headers[k], LIMITS))
-    elapsed = time.perf_counter() - t0
-    print(f"{before / 1024:.0f} {_status_kb('VmHWM') / 1024:.0f} {elapsed:.1f}")
+def _descendants() -> list[int]:
+    """Our worker processes (the forkserver's children included), from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [os.getpid()]
+    while frontier:
+        pid = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == pid]
+        found += children
+        frontier += children
+    return found
+
+
+async def _flight(images: list[bytes], count: int, decodes: int) -> None:
+    async with ImagePool(max_decodes=decodes) as pool:
+        headers = [await pool.inspect(d) for d in images]
+        before = _status_kb("VmRSS")
+        t0 = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for i in range(count):  # all started at once: count images in flight
+                k = i % len(images)
+                tg.start_soon(partial(pool.transcode, images[k], headers[k], LIMITS))
+        elapsed = time.perf_counter() - t0
+        workers = _descendants()
+        peak = _status_kb("VmHWM") + sum(_status_kb("VmHWM", pid) for pid in workers)
+    print(f"{before / 1024:.0f} {peak / 1024:.0f} {elapsed:.1f} {len(workers)}")
 
 
 def peak_rss(images: list[bytes], count: int) -> None:
     print(f"\n4. Peak RSS, {count} x 24 MP images in flight at once (child process)")
-    print(f"{'ImagePool':28} {'RSS before':>11} {'peak RSS':>9} {'wall':>6}")
+    print("(peak = VmHWM of the parent + every worker process: an upper bound)")
+    print(f"{'ImagePool':28} {'RSS before':>11} {'peak RSS':>9} {'wall':>6} {'procs':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for i, data in enumerate(images):
@@ -245,9 +261,9 @@ def peak_rss(images: list[bytes], count: int) -> None:
         for decodes in (usable_cores(), 4 * usable_cores()):
             cmd = [sys.executable, __file__, "--child", str(count), str(decodes), *paths]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
-            before, peak, wall = out[-3:]
+            before, peak, wall, procs = out[-4:]
             label = f"max_decodes={decodes}" + (" (default)" if decodes == usable_cores() else "")
-            print(f"{label:28} {before:>8} MB {peak:>6} MB {wall:>5}s")
+            print(f"{label:28} {before:>8} MB {peak:>6} MB {wall:>5}s {procs:>6}")
 
 
 def main() -> None:
@@ -259,12 +275,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         count, decodes, *paths = args.child
-        anyio.run(_flight, paths, int(count), int(decodes))
+        images = [Path(p).read_bytes() for p in paths]
+        anyio.run(_flight, images, int(count), int(decodes))
         return
     started = time.perf_counter()
+    pillow_core.set_blocks_max(16)  # as ImagePool's workers do; both methods benefit
     images = make_images(args.images)
     sizes = ", ".join(f"{len(d) / 1e6:.1f}" for d in images)
-    print(f"Pillow {Image.__version__}, {usable_cores()} usable cores, {os.cpu_count()} on host")
+    print(f"Pillow {PIL.__version__}, {usable_cores()} usable cores, {os.cpu_count()} on host")
     print(
         f"inputs: {args.images} x 6000x4000 noisy JPEG q95, MB: {sizes} (made in "
         f"{time.perf_counter() - started:.1f}s)"
