@@ -28,15 +28,26 @@ EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("manifest", help="manifest: .jsonl/.csv/.txt, S3 Inventory manifest.json, "
-                   "s3://bucket/prefix/ or a local folder")
+    p.add_argument(
+        "manifest",
+        help="manifest: .jsonl/.csv/.txt, S3 Inventory manifest.json, "
+        "s3://bucket/prefix/ or a local folder",
+    )
     p.add_argument("-o", "--output", help="results: a .jsonl file or s3://bucket/prefix/")
-    p.add_argument("--operation", dest="operations", action="append", choices=RUNNABLE,
-                   metavar="OP", help=f"repeatable; one of: {', '.join(RUNNABLE)} "
-                   "(default detect_labels)")
-    p.add_argument("--format", dest="manifest_format",
-                   choices=("jsonl", "csv", "txt", "inventory", "s3prefix", "dir"),
-                   help="force the manifest format instead of detecting it")
+    p.add_argument(
+        "--operation",
+        dest="operations",
+        action="append",
+        choices=RUNNABLE,
+        metavar="OP",
+        help=f"repeatable; one of: {', '.join(RUNNABLE)} (default detect_labels)",
+    )
+    p.add_argument(
+        "--format",
+        dest="manifest_format",
+        choices=("jsonl", "csv", "txt", "inventory", "s3prefix", "dir"),
+        help="force the manifest format instead of detecting it",
+    )
     p.add_argument("--config", help="a TOML file of settings (see configs/default.toml)")
     p.add_argument("--region", help="Rekognition region (default: the AWS chain, else us-east-1)")
     p.add_argument("--profile", help="AWS profile for credentials and region")
@@ -46,29 +57,58 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", help="TPS per operation, or 'auto' to find the quota (default)")
     p.add_argument("--max-attempts", type=int, help="attempts per request (default 8)")
     p.add_argument("--item-deadline-s", type=float, help="give up retrying after this (300)")
-    p.add_argument("--no-resume", dest="resume", action="store_const", const=False,
-                   help="start afresh instead of skipping pairs already in the output")
-    p.add_argument("--no-dedupe", dest="dedupe", action="store_const", const=False,
-                   help="analyse an image again when the manifest lists it twice")
-    p.add_argument("--oversize", choices=("resize", "stage", "fail"),
-                   help="images over the limits: transcode (default), stage to S3, or fail")
+    p.add_argument(
+        "--no-resume",
+        dest="resume",
+        action="store_const",
+        const=False,
+        help="start afresh instead of skipping pairs already in the output",
+    )
+    p.add_argument(
+        "--no-dedupe",
+        dest="dedupe",
+        action="store_const",
+        const=False,
+        help="analyse an image again when the manifest lists it twice",
+    )
+    p.add_argument(
+        "--oversize",
+        choices=("resize", "stage", "fail"),
+        help="images over the limits: transcode (default), stage to S3, or fail",
+    )
     p.add_argument("--staging-bucket", help="s3://bucket/prefix/ for --oversize stage")
-    p.add_argument("--allow-http", action="store_const", const=True,
-                   help="fetch plain http:// URLs too")
+    p.add_argument(
+        "--allow-http", action="store_const", const=True, help="fetch plain http:// URLs too"
+    )
     p.add_argument("--limit", type=int, help="process at most N manifest items")
-    p.add_argument("--dry-run", action="store_const", const=True,
-                   help="route every image, call nothing; print counts and the cost")
-    p.add_argument("--shard-index", type=int,
-                   help="this shard (default JOB_COMPLETION_INDEX / AWS_BATCH_JOB_ARRAY_INDEX)")
+    p.add_argument(
+        "--dry-run",
+        action="store_const",
+        const=True,
+        help="route every image, call nothing; print counts and the cost",
+    )
+    p.add_argument(
+        "--shard-index",
+        type=int,
+        help="this shard (default JOB_COMPLETION_INDEX / AWS_BATCH_JOB_ARRAY_INDEX)",
+    )
     p.add_argument("--shard-count", type=int, help="shards in all (BATCHREK_SHARD_COUNT)")
-    p.add_argument("--grace-period-s", type=float,
-                   help="on SIGTERM, seconds for in-flight calls to finish (default 25)")
+    p.add_argument(
+        "--grace-period-s",
+        type=float,
+        help="on SIGTERM, seconds for in-flight calls to finish (default 25)",
+    )
     p.add_argument("--metrics-out", help="write the run's metrics JSON here")
     p.add_argument("--metrics-textfile", help="write Prometheus textfile-collector metrics here")
     p.add_argument("--pushgateway", help="push the run's metrics to this Pushgateway URL")
     p.add_argument("--job-name", help="Pushgateway job label (default batchrek)")
-    p.add_argument("--no-progress", dest="progress", action="store_const", const=False,
-                   help="no live display (periodic log lines stay)")
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_const",
+        const=False,
+        help="no live display (periodic log lines stay)",
+    )
     p.add_argument("--log-format", choices=("text", "json"), help="log line format")
     p.add_argument("--log-interval-s", type=float, help="seconds between progress log lines")
 

@@ -40,8 +40,11 @@ def _write_examples(folder: Path, count: int) -> Path:
     for i in range(max(0, count - 6)):
         w, h = sizes[i % len(sizes)]
         orientation = (i % 8) + 1
-        add(f"photo-{i:03d}.jpg", corpus.photo(w, h, orientation=orientation),
-            orientation=orientation)
+        add(
+            f"photo-{i:03d}.jpg",
+            corpus.photo(w, h, orientation=orientation),
+            orientation=orientation,
+        )
     add("screenshot.png", corpus.photo(1280, 800, fmt="PNG"), kind="png")
     add("camera-24mp.jpg", corpus.noisy_photo(6000, 4000, orientation=6), kind="oversize")
     add("sticker.webp", corpus.photo(512, 512, fmt="WEBP"), kind="webp")

@@ -73,7 +73,9 @@ _LIMITS: dict[str, ImageLimits] = {
     "DetectProtectiveEquipment": ImageLimits(
         bytes_cap=BYTES_CAP_SMALL, min_side=MIN_SIDE_PPE, max_side=MAX_SIDE_PPE
     ),
-    "DetectCustomLabels": ImageLimits(bytes_cap=BYTES_CAP_SMALL, min_side=MIN_SIDE, max_side=MAX_SIDE),
+    "DetectCustomLabels": ImageLimits(
+        bytes_cap=BYTES_CAP_SMALL, min_side=MIN_SIDE, max_side=MAX_SIDE
+    ),
 }
 
 

@@ -69,7 +69,7 @@ def _check_params(method: str, api_name: str, params: Mapping[str, Any]) -> None
     if missing:
         raise ConfigError(
             f"{method} needs {', '.join(missing)}: set it under [params.{method}] in the "
-            f"config file (for example {missing[0]} = \"...\")"
+            f'config file (for example {missing[0]} = "...")'
         )
     probe = {**params, "Image": {"Bytes": b"x"}}
     report = ParamValidator().validate(probe, shape)
@@ -87,9 +87,7 @@ def build_operations(
     seen: list[str] = []
     for method in methods:
         if method not in RUNNABLE:
-            raise ConfigError(
-                f"unknown operation {method!r}; choose from: {', '.join(RUNNABLE)}"
-            )
+            raise ConfigError(f"unknown operation {method!r}; choose from: {', '.join(RUNNABLE)}")
         if method not in seen:
             seen.append(method)
     stray = sorted(set(params) - set(RUNNABLE))

@@ -13,10 +13,12 @@ translates every exception into an ``ErrorInfo``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import anyio
@@ -33,7 +35,8 @@ from batchrek.manifest import read_manifest
 from batchrek.metrics import RunMetrics
 from batchrek.models import ErrorInfo, ImageInput, Item, ManifestProblem, Result
 from batchrek.operations import Operation, trim_response
-from batchrek.prepare import ItemPrep, Preparer, content_key
+from batchrek.prepare import ItemPrep, content_key
+from batchrek.progress import run_progress
 from batchrek.ratelimit import TokenBucket
 from batchrek.retry import (
     Outcome,
@@ -359,10 +362,12 @@ async def _timed(
 
 
 async def _quietly(fn: Callable[[], Any]) -> None:
+    """Cleanup of a staged copy must never fail the item; a lifecycle rule on the
+    staging prefix is the backstop, so a failure here is only logged."""
     try:
         await fn()
-    except Exception:  # cleanup of a staged copy must never fail the item
-        pass
+    except Exception as exc:
+        logging.getLogger("batchrek").warning("staging cleanup failed: %s", exc)
 
 
 def _reuse(earlier: Result, item: Item) -> Result:
@@ -444,6 +449,15 @@ async def _drive(run: _Run, stop: anyio.Event | None) -> None:
         outer.start_soon(run.write, res_recv)  # ends when every worker has closed its stream
         async with anyio.create_task_group() as aux:
             aux.start_soon(run.tick)
+            aux.start_soon(
+                partial(
+                    run_progress,
+                    run.metrics,
+                    interval_s=run.s.log_interval_s,
+                    live=run.s.progress,
+                    logger=logging.getLogger("batchrek.progress"),
+                )
+            )
             async with anyio.create_task_group() as tg:
                 producer_scope = anyio.CancelScope()
 

@@ -1,11 +1,11 @@
 """The per-image decision: inline Bytes, an S3Object reference, or a transcode.
 
-    local file ─────────────────────────────┐
-    https URL ──download (capped)───────────┤
-    S3, other region ──download─────────────┼─▶ inspect ─ fits? ─▶ Bytes, byte for byte
-    S3, same region, not JPEG/PNG or >15 MB ┘           └ no ──▶ --oversize resize: transcode ─▶ Bytes
-                                                                  stage: upload ─▶ S3Object
-                                                                  fail: ImageTooLarge / UnsupportedFormat
+    local file ──────────────────────┐
+    https URL ──download (capped)────┤
+    S3, other region ──download──────┼─▶ inspect ─ fits? ─▶ Bytes, byte for byte
+    S3, same region, not JPEG/PNG    │             └ no ──▶ --oversize resize: transcode ─▶ Bytes
+        or over 15 MB ───────────────┘                      stage: upload ─▶ S3Object
+                                                            fail: ImageTooLarge
     S3, same region, JPEG/PNG name, ≤15 MB ─▶ S3Object (never downloaded)
 
 Only the key's extension and the manifest's size are known before a call, so the

@@ -46,7 +46,10 @@ def test_jsonl_local_images_one_record_per_pair(tmp_path: Path, emu: Any, s3: S3
     out = tmp_path / "out.jsonl"
     res = batchrek(
         *run_args(manifest, out, emu.endpoint_url, s3.endpoint_url),
-        "--operation", "detect_labels", "--operation", "detect_text",
+        "--operation",
+        "detect_labels",
+        "--operation",
+        "detect_text",
         output=out,
     )
     assert res.code == 0, res.stderr
@@ -148,7 +151,9 @@ def test_s3_inventory_manifest(tmp_path: Path, emu: Any, s3: S3Bed) -> None:
     uri = f"s3://{s3.bucket_use1}/{prefix}/inv/manifest.json"
     res = batchrek(*run_args(uri, out, emu.endpoint_url, s3.endpoint_url), output=out)
     assert res.code == 0, res.stderr
-    assert sorted(r["id"] for r in res.records) == sorted(f"s3://{s3.bucket_use1}/{k}" for k in keys)
+    assert sorted(r["id"] for r in res.records) == sorted(
+        f"s3://{s3.bucket_use1}/{k}" for k in keys
+    )
     assert {r["input"] for r in res.records} == {"s3object"}
 
 
@@ -246,8 +251,14 @@ def test_missing_required_parameter_exits_2_before_any_call(tmp_path: Path, emu:
     manifest = tmp_path / "m.txt"
     manifest.write_text("a.jpg\n")
     res = batchrek(
-        "run", str(manifest), "-o", str(tmp_path / "o.jsonl"), "--operation", "index_faces",
-        "--endpoint-url", emu.endpoint_url,
+        "run",
+        str(manifest),
+        "-o",
+        str(tmp_path / "o.jsonl"),
+        "--operation",
+        "index_faces",
+        "--endpoint-url",
+        emu.endpoint_url,
     )
     assert res.code == 2
     assert "CollectionId" in res.stderr
@@ -272,7 +283,8 @@ def test_dry_run_routes_and_prices_without_calling(tmp_path: Path, emu: Any, s3:
         *run_args(manifest, tmp_path / "o.jsonl", emu.endpoint_url, s3.endpoint_url), "--dry-run"
     )
     assert res.code == 0, res.stderr
-    assert "s3object" in res.stderr and "billable calls: 3" in res.stderr
+    assert "s3object" in res.stderr
+    assert "billable calls: 3" in res.stderr
     assert _total_requests(emu) == 0
 
 
@@ -282,13 +294,25 @@ def test_metrics_out_has_the_contract_keys(tmp_path: Path, emu: Any, s3: S3Bed) 
     out, metrics = tmp_path / "out.jsonl", tmp_path / "metrics.json"
     res = batchrek(
         *run_args(manifest, out, emu.endpoint_url, s3.endpoint_url),
-        "--metrics-out", str(metrics), output=out,
+        "--metrics-out",
+        str(metrics),
+        output=out,
     )
     assert res.code == 0, res.stderr
     data = json.loads(metrics.read_text())
     contract = {
-        "items", "requests", "ok", "failed", "skipped", "retries", "throttled", "elapsed_s",
-        "throughput_per_s", "latency_ms", "by_operation", "input",
+        "items",
+        "requests",
+        "ok",
+        "failed",
+        "skipped",
+        "retries",
+        "throttled",
+        "elapsed_s",
+        "throughput_per_s",
+        "latency_ms",
+        "by_operation",
+        "input",
     }
     assert contract <= set(data)
     assert set(data["latency_ms"]) >= {"p50", "p90", "p99", "max"}
@@ -298,7 +322,8 @@ def test_metrics_out_has_the_contract_keys(tmp_path: Path, emu: Any, s3: S3Bed) 
 def test_same_image_listed_twice_is_analysed_once(tmp_path: Path, emu: Any, s3: S3Bed) -> None:
     (img,) = _images(tmp_path / "imgs", 1)
     manifest = _jsonl(
-        tmp_path / "m.jsonl", [{"id": "first", "image": str(img)}, {"id": "again", "image": str(img)}]
+        tmp_path / "m.jsonl",
+        [{"id": "first", "image": str(img)}, {"id": "again", "image": str(img)}],
     )
     out = tmp_path / "out.jsonl"
     res = batchrek(*run_args(manifest, out, emu.endpoint_url, s3.endpoint_url), output=out)

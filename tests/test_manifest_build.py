@@ -60,7 +60,7 @@ def test_to_source_agrees_with_parse_source(text: str) -> None:
     assert to_source(text, "/base") == parse_source(text, base_dir="/base")
 
 
-@pytest.mark.parametrize("text", ["s3://b", "s3://b/", "s3:///k.jpg", ""])
+@pytest.mark.parametrize("text", ["s3://b", "s3://b/", "s3:///k.jpg", "ftp://h/x.jpg", ""])
 def test_to_source_rejects_what_parse_source_rejects(text: str) -> None:
     with pytest.raises(SourceSyntaxError):
         to_source(text or " ", None)

@@ -67,7 +67,12 @@ def _scene(width: int, height: int, box: Box) -> Image.Image:
     img = Image.merge("RGB", (gradient, gradient, gradient)).point(lambda v: 90 + v // 3)
     left, top, right, bottom = box
     ImageDraw.Draw(img).rectangle(
-        (round(left * width), round(top * height), round(right * width) - 1, round(bottom * height) - 1),
+        (
+            round(left * width),
+            round(top * height),
+            round(right * width) - 1,
+            round(bottom * height) - 1,
+        ),
         fill=RED,
     )
     return img
@@ -105,9 +110,7 @@ def photo(
     """
     stored = _stored(_scene(width, height, box), orientation)
     params: dict[str, object] = {}
-    if fmt == "JPEG":
-        params["quality"] = quality
-    elif fmt == "WEBP":
+    if fmt in ("JPEG", "WEBP"):
         params["quality"] = quality
     return _encode(stored, fmt, orientation, **params)
 
@@ -134,7 +137,12 @@ def noisy_photo(
     # Re-draw the box so it stays strongly red whatever the noise.
     left, top, right, bottom = box
     ImageDraw.Draw(mixed).rectangle(
-        (round(left * width), round(top * height), round(right * width) - 1, round(bottom * height) - 1),
+        (
+            round(left * width),
+            round(top * height),
+            round(right * width) - 1,
+            round(bottom * height) - 1,
+        ),
         fill=RED,
     )
     params: dict[str, object] = {"quality": quality} if fmt == "JPEG" else {}
@@ -181,4 +189,9 @@ def bomb_png(width: int = 40_000, height: int = 40_000) -> bytes:
     """
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 1024)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
