@@ -44,8 +44,17 @@ class ItemError(BatchrekError):
         self.message = message
         self.retryable = retryable
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only ``retryable`` would be lost by the default pickling, and
+        # ItemErrors cross process boundaries (the image pool's workers).
+        return (_rebuild_item_error, (self.code, self.message, self.retryable))
+
     def info(self) -> ErrorInfo:
         return ErrorInfo(self.code, self.message, self.retryable)
+
+
+def _rebuild_item_error(code: str, message: str, retryable: bool) -> ItemError:
+    return ItemError(code, message, retryable=retryable)
 
 
 STOPS_A_RUN = (ConfigError, ManifestUnreadable)

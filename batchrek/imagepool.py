@@ -4,11 +4,11 @@
     ImagePool.transcode ─▶ worker process, at most ``max_decodes`` at a time
 
 Processes, not threads, by measurement (scripts/bench_imaging.py, 2 cores, 24 MP
-JPEGs, 2 workers): equal throughput (1.63 vs 1.48 images/s), but while two *threads*
-transcoded, a 10 ms ticker on the event loop was up to 360 ms late (p99 88 ms): Pillow
-releases the GIL inside decode/resample/encode, yet the loop thread queues for it
-behind two busy threads that re-take it between every call. With two *processes* the
-worst delay was 22 ms. Sending an 11 MB image to a worker costs ~2 ms of pickling.
+JPEGs, 2 workers, two runs): processes were as fast or faster (2.57 vs 2.11 and 1.63
+vs 1.48 images/s) and kept the event loop responsive: a 10 ms ticker was at worst
+13-22 ms late, against 58-360 ms (p99 47-88 ms) with two *threads*. Pillow releases
+the GIL inside decode/resample/encode, yet the loop thread queues for it behind two
+busy threads that re-take it between calls. Pickling an 11 MB image costs 2-5 ms.
 ``processes=False`` keeps everything in threads (tests, tiny images).
 
 Memory: a 24 MP image is ~100 MB decoded. A transcode waits for a slot *before* its
@@ -23,7 +23,6 @@ import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from functools import partial
 
 import anyio
@@ -63,21 +62,12 @@ def _init_worker() -> None:
     _reuse_pillow_memory(1)
 
 
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    """An ItemError, carried across the process boundary (it does not pickle)."""
-
-    code: str
-    message: str
-
-
 def _transcode_in_worker(
     data: bytes, header: ImageHeader, limits: ImageLimits, cap: int | None
-) -> Transcoded | _Failed:
-    try:
-        return imaging.transcode(data, header, limits, cap=cap)
-    except ItemError as exc:
-        return _Failed(exc.code, exc.message)
+) -> Transcoded:
+    # An ItemError raised here pickles (errors.ItemError.__reduce__) and is re-raised
+    # by future.result() in the parent as itself.
+    return imaging.transcode(data, header, limits, cap=cap)
 
 
 class ImagePool:
@@ -136,16 +126,14 @@ class ImagePool:
                     raise ItemError(
                         "TranscodeCrashed", "the transcoder's worker process died twice"
                     ) from exc
-        if isinstance(done, _Failed):
-            raise ItemError(done.code, done.message)
         return done
 
     async def _in_process(
         self, data: bytes, header: ImageHeader, limits: ImageLimits, cap: int | None
-    ) -> Transcoded | _Failed:
+    ) -> Transcoded:
         pool = self._pool()
         try:
-            future: Future[Transcoded | _Failed] = pool.submit(
+            future: Future[Transcoded] = pool.submit(
                 _transcode_in_worker, data, header, limits, cap
             )
             try:
