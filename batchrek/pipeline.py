@@ -28,6 +28,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from batchrek.adaptive import AdaptiveRate, ConcurrencyController
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
+from batchrek.credentials import force_refresh
 from batchrek.dedupe import Deduper
 from batchrek.errors import stopping_error
 from batchrek.limits import default_tps
@@ -45,6 +46,7 @@ from batchrek.retry import (
     classify,
     is_quota_throttle,
     is_throttle,
+    needs_credential_refresh,
 )
 from batchrek.services import Services
 
@@ -285,7 +287,12 @@ class _Run:
             self.policy,
             clock=self.clock,
             on_retry=lambda _n, info, _delay: self.metrics.retried(op.method, info.code),
+            before_retry=self._before_retry,
         )
+
+    async def _before_retry(self, info: ErrorInfo) -> None:
+        if needs_credential_refresh(info):
+            await force_refresh(self.svc.rekognition)
 
     def _observe_prepare(self, inp: ImageInput) -> None:
         self.metrics.observe_prepare(inp.prepare_s, transcoded=inp.transcoded, mode=inp.mode)

@@ -340,3 +340,52 @@ def test_records_stream_as_complete_lines(tmp_path: Path, emu: Any, s3: S3Bed) -
     raw = out.read_bytes()
     assert raw.endswith(b"\n")
     assert len(read_records(out)) == 6
+
+
+@pytest.fixture
+def http_images(tmp_path: Path) -> Any:
+    """A plain HTTP server on 127.0.0.1 serving a folder (a stand-in for https)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    folder = tmp_path / "web"
+    folder.mkdir()
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_http_urls_need_allow_http(
+    tmp_path: Path, emu: Any, s3: S3Bed, http_images: Any
+) -> None:
+    folder, base = http_images
+    (folder / "a.jpg").write_bytes(corpus.photo(300, 200))
+    manifest = tmp_path / "m.txt"
+    manifest.write_text(f"{base}/a.jpg\n{base}/missing.jpg\n")
+    out = tmp_path / "out.jsonl"
+    refused = batchrek(*run_args(manifest, out, emu.endpoint_url, s3.endpoint_url), output=out)
+    assert {r["error"]["code"] for r in refused.records} == {"InsecureUrl"}
+    allowed = batchrek(
+        *run_args(manifest, tmp_path / "o2.jsonl", emu.endpoint_url, s3.endpoint_url),
+        "--allow-http",
+        output=tmp_path / "o2.jsonl",
+    )
+    codes = {r["id"].rsplit("/", 1)[1]: (r["error"] or {}).get("code") for r in allowed.records}
+    assert codes == {"a.jpg": None, "missing.jpg": "SourceNotFound"}
+
+
+def test_report_draws_a_run(tmp_path: Path, emu: Any, s3: S3Bed) -> None:
+    imgs = _images(tmp_path / "imgs", 2)
+    manifest = _jsonl(tmp_path / "m.jsonl", [{"image": str(p)} for p in imgs])
+    out, metrics = tmp_path / "out.jsonl", tmp_path / "metrics.json"
+    batchrek(
+        *run_args(manifest, out, emu.endpoint_url, s3.endpoint_url), "--metrics-out", str(metrics)
+    )
+    report = tmp_path / "report.html"
+    res = batchrek("report", str(metrics), "-o", str(report))
+    assert res.code == 0, res.stderr
+    assert report.read_text().count("<svg") >= 4
