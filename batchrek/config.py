@@ -46,7 +46,7 @@ class Settings:
     rate: str = "auto"  # "auto" or a number: TPS per operation
     resume: bool = True
     dedupe: bool = True
-    dedupe_cache: int = 100_000
+    dedupe_cache: int = 20_000
     metrics_out: str | None = None
     metrics_textfile: str | None = None
     pushgateway: str | None = None

@@ -5,24 +5,32 @@ runs it, the others wait for it while it is in flight, and later ones reuse it w
 it is in a bounded cache. The cache is bounded so memory stays flat on a 10M-line
 manifest; duplicates further apart than ``capacity`` distinct images are analysed
 again (and counted as such), which is the trade this tool makes by default.
+
+Responses are kept as compact JSON bytes, not dicts: a parsed DetectLabels answer
+takes several times the memory of its JSON, and the cache is the only place in a run
+where results outlive their output line.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
 
 import anyio
+import orjson
 
 from batchrek.models import Result
 
 __all__ = ["Deduper"]
 
+_Stored = dict[str, tuple[Result, bytes | None]]
+
 
 class Deduper:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._done: OrderedDict[str, dict[str, Result]] = OrderedDict()
+        self._done: OrderedDict[str, _Stored] = OrderedDict()
         self._inflight: dict[str, anyio.Event] = {}
         self.hits = 0
 
@@ -36,7 +44,10 @@ class Deduper:
             if cached is not None:
                 self._done.move_to_end(key)
                 self.hits += 1
-                return cached
+                return {
+                    op: replace(r, response=orjson.loads(raw)) if raw is not None else r
+                    for op, (r, raw) in cached.items()
+                }
             event = self._inflight.get(key)
             if event is None:
                 self._inflight[key] = anyio.Event()
@@ -49,7 +60,13 @@ class Deduper:
     def release(self, key: str, results: Mapping[str, Result] | None) -> None:
         """Publish the owner's results (only reusable ones) and wake the waiters."""
         if results:
-            self._done[key] = dict(results)
+            self._done[key] = {
+                op: (
+                    replace(r, response=None),
+                    orjson.dumps(r.response) if r.response is not None else None,
+                )
+                for op, r in results.items()
+            }
             self._done.move_to_end(key)
             while len(self._done) > self.capacity:
                 self._done.popitem(last=False)

@@ -52,7 +52,6 @@ class Operation:
 
 
 def _check_params(method: str, api_name: str, params: Mapping[str, Any]) -> None:
-    from botocore.exceptions import ParamValidationError
     from botocore.validate import ParamValidator
 
     shape = _service_model().operation_model(api_name).input_shape
@@ -75,7 +74,6 @@ def _check_params(method: str, api_name: str, params: Mapping[str, Any]) -> None
     report = ParamValidator().validate(probe, shape)
     if report.has_errors():
         raise ConfigError(f"[params.{method}] is invalid: {report.generate_report()}")
-    _ = ParamValidationError  # imported for readers: this is what botocore would raise
 
 
 def build_operations(

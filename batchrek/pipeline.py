@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
@@ -164,7 +163,7 @@ class _Run:
         resume = self.svc.resume
         async with send:
             entries = read_manifest(s.manifest, fmt=s.manifest_format, s3=self.svc.s3)
-            async for entry in _timed(entries, self.metrics.observe_read_wait):
+            async for entry in _timed(entries, self.metrics.observe_read_wait, self.clock):
                 if self.stopping:
                     break
                 if isinstance(entry, ManifestProblem):
@@ -355,16 +354,18 @@ class _Run:
 
 
 async def _timed(
-    source: AsyncIterator[Item | ManifestProblem], observe: Callable[[float], None]
+    source: AsyncIterator[Item | ManifestProblem],
+    observe: Callable[[float], None],
+    clock: Clock,
 ) -> AsyncIterator[Item | ManifestProblem]:
     """Measure how long the run waits on the manifest source (a slow-source signal)."""
     while True:
-        t0 = time.perf_counter()
+        t0 = clock.monotonic()
         try:
             entry = await source.__anext__()
         except StopAsyncIteration:
             return
-        observe(time.perf_counter() - t0)
+        observe(clock.monotonic() - t0)
         yield entry
 
 
