@@ -27,6 +27,7 @@ from batchrek.models import ImageStats
 __all__ = [
     "MAX_PIXELS",
     "QUALITIES",
+    "TO_DISPLAY",
     "ImageHeader",
     "Transcoded",
     "fits",
@@ -67,7 +68,7 @@ _MAX_ENCODES: Final = 6
 _REDUCING_GAP: Final = 2.0  # reduce() by whole factors first, LANCZOS the rest
 
 # Stored pixels -> displayed pixels, per EXIF orientation (as ImageOps.exif_transpose).
-_TO_DISPLAY: Final = {
+TO_DISPLAY: Final = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
     4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -477,8 +478,8 @@ class _Job:
         """Resize (stored orientation), make upright, flatten alpha for JPEG."""
         size = self.stored_size(scale)
         img = base if base.size == size else _resize(base, size)
-        if self.header.orientation in _TO_DISPLAY:
-            img = img.transpose(_TO_DISPLAY[self.header.orientation])
+        if self.header.orientation in TO_DISPLAY:
+            img = img.transpose(TO_DISPLAY[self.header.orientation])
         return _flatten(img) if fmt == "JPEG" else img
 
 

@@ -20,6 +20,8 @@ from typing import Final
 
 from PIL import Image, ImageDraw
 
+from batchrek.imaging import TO_DISPLAY
+
 __all__ = [
     "DEFAULT_BOX",
     "Box",
@@ -38,19 +40,9 @@ Box = tuple[float, float, float, float]
 DEFAULT_BOX: Final[Box] = (0.25, 0.30, 0.55, 0.70)
 RED: Final = (230, 20, 20)
 
-# What turns stored pixels into displayed ones (as ImageOps.exif_transpose does) ...
-_TO_DISPLAY: Final = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-# ... and its inverse, which makes stored pixels out of displayed ones.
+# The inverse of imaging.TO_DISPLAY: it makes stored pixels out of displayed ones.
 _TO_STORED: Final = {
-    **_TO_DISPLAY,
+    **TO_DISPLAY,
     6: Image.Transpose.ROTATE_90,
     8: Image.Transpose.ROTATE_270,
 }
