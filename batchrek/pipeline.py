@@ -346,10 +346,16 @@ class _Run:
     # -- writer and ticker ----------------------------------------------------
 
     async def write(self, recv: MemoryObjectReceiveStream[Result]) -> None:
+        """The one writer. Records go to the OS as soon as no more are waiting: under
+        load they coalesce into big writes, and a SIGKILL never loses a finished
+        (billed) call that sat in our buffer. fsync is the ticker's job, once a second
+        (that bounds what a machine crash, not a process kill, can lose)."""
         sink = self.svc.sink
         async with recv:
             async for result in recv:
                 await sink.write(orjson.dumps(result.to_record()) + b"\n")
+                if recv.statistics().current_buffer_used == 0:
+                    await sink.flush()
 
     async def tick(self) -> None:
         last_flush = self.clock.monotonic()
