@@ -6,10 +6,12 @@ in a manifest costs one error record, not the run's memory.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import aiohttp
 import anyio
+import anyio.to_thread
 
 from batchrek.errors import ItemError
 from batchrek.models import HttpUrl, LocalPath, S3Ref
@@ -24,6 +26,14 @@ def _too_big(what: str, size: int, cap: int) -> ItemError:
         "ImageTooLarge",
         f"{what} is {size:,} bytes, over max_source_bytes ({cap:,}); raise it to process it",
     )
+
+
+def _read_capped(path: str, cap: int) -> bytes:
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > cap:
+            raise _too_big(path, size, cap)
+        return fh.read()
 
 
 class Fetcher:
@@ -45,12 +55,10 @@ class Fetcher:
         self._timeout = aiohttp.ClientTimeout(total=http_timeout_s)
 
     async def local(self, src: LocalPath) -> bytes:
-        path = anyio.Path(src.path)
+        # One worker-thread hop for open + fstat + read (not one per step): a hop
+        # costs the event loop ~140 us of CPU, more than reading a small photo.
         try:
-            size = (await path.stat()).st_size
-            if size > self._max:
-                raise _too_big(src.path, size, self._max)
-            return await path.read_bytes()
+            return await anyio.to_thread.run_sync(_read_capped, src.path, self._max)
         except FileNotFoundError:
             raise ItemError("SourceNotFound", f"no such file: {src.path}") from None
         except IsADirectoryError:

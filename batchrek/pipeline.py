@@ -114,8 +114,10 @@ class _OpControl:
 
     @property
     def rate(self) -> float | None:
+        """The live rate; RunMetrics averages the last minute of ticks itself (the
+        controller's own settled_rate would smooth it twice)."""
         if self.adaptive is not None:
-            return self.adaptive.settled_rate()
+            return self.adaptive.rate
         return self.bucket.rate
 
 

@@ -244,6 +244,19 @@ async def call_with_retry(
             last = classify(exc)
             return _Failed(last)
 
+    # Most calls succeed (or fail for good) the first time: make that attempt
+    # directly, and build the tenacity machinery only when a retry is due. The loop
+    # below is handed the first result instead of making the call again.
+    first = await attempt()
+    if isinstance(first, _Ok):
+        return Outcome(value=first.value, error=None, attempts=1)
+    if not _retryable(first) or policy.max_attempts <= 1:
+        return Outcome(value=None, error=first.info, attempts=1)
+    already: list[_Ok[T] | _Failed] = [first]
+
+    async def first_then_attempt() -> _Ok[T] | _Failed:
+        return already.pop() if already else await attempt()
+
     def wait(state: RetryCallState) -> float:
         return rand.uniform(0.0, policy.backoff_bound(state.attempt_number))
 
@@ -266,7 +279,7 @@ async def call_with_retry(
         # When attempts or time run out, hand back the last result, never RetryError.
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
     )
-    result: _Ok[T] | _Failed = await retrying(attempt)
+    result: _Ok[T] | _Failed = await retrying(first_then_attempt)
     if isinstance(result, _Ok):
         return Outcome(value=result.value, error=None, attempts=attempts)
     return Outcome(value=None, error=result.info, attempts=attempts)

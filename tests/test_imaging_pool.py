@@ -42,11 +42,22 @@ async def test_transcode_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.anyio
-async def test_inspect_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_inspect_of_a_big_image_runs_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     threads = _spy(monkeypatch, "inspect")
-    await ImagePool(processes=False).inspect(corpus.photo())
+    big = corpus.photo() + b"\0" * (300 * 1024)  # trailing data after the JPEG end
+    await ImagePool(processes=False).inspect(big)
     assert len(threads) == 1
     assert threads[0] != threading.get_ident()
+
+
+@pytest.mark.anyio
+async def test_inspect_of_a_small_image_stays_inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread hop costs the loop more than reading a small header does."""
+    threads = _spy(monkeypatch, "inspect")
+    await ImagePool(processes=False).inspect(corpus.photo())
+    assert threads == [threading.get_ident()]
 
 
 @pytest.mark.anyio
