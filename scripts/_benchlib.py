@@ -34,7 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+    sys.path.append(str(ROOT))  # last: a PYTHONPATH copy of batchrek (an A/B) wins
 
 from batchrek.emulator import EmulatorControl  # noqa: E402  (needs ROOT on sys.path)
 
@@ -70,9 +70,7 @@ CHILD_ENV: Mapping[str, str] = {
 
 
 def _child_env() -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BATCHREK_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BATCHREK_"))}
     env.update(CHILD_ENV)
     return env
 
@@ -317,7 +315,10 @@ def run_child(
 
 @contextmanager
 def sampling(
-    control: EmulatorControl, *, period_s: float = 1.0, schedule: Sequence[tuple[float, dict[str, Any]]] = ()
+    control: EmulatorControl,
+    *,
+    period_s: float = 1.0,
+    schedule: Sequence[tuple[float, dict[str, Any]]] = (),
 ) -> Iterator[list[dict[str, Any]]]:
     """Sample the emulator's counters every ``period_s`` in a thread.
 
@@ -504,7 +505,9 @@ def _child_pool(spec: dict[str, Any]) -> dict[str, Any]:
         "rekognition",
         region_name="us-east-1",
         endpoint_url=spec["endpoint_url"],
-        config=Config(retries={"mode": spec.get("retry_mode", "standard")}, max_pool_connections=workers),
+        config=Config(
+            retries={"mode": spec.get("retry_mode", "standard")}, max_pool_connections=workers
+        ),
     )
     deadline = time.monotonic() + float(spec["max_s"])
 
