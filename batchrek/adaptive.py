@@ -296,7 +296,15 @@ class AdaptiveRate:
         if self._ceiling is None:
             return self._epoch_rate * math.exp(t * math.log1p(self._startup_growth))
         w = self._ceiling
-        return w + self._cubic_c * w * (t - self._k) ** 3
+        past = t - self._k  # seconds past the old ceiling
+        cubic = w + self._cubic_c * w * past**3
+        if past <= self._k:
+            return cubic
+        # As long again past the old ceiling with no throttle: the quota was raised
+        # (or freed up). Probe like at startup instead of creeping up the cubic, so a
+        # quota that doubles mid-run is found in seconds, not minutes.
+        edge = w + self._cubic_c * w * self._k**3
+        return max(cubic, edge * math.exp((past - self._k) * math.log1p(self._startup_growth)))
 
     def _accepted_rate(self, now: float) -> float | None:
         """Successes per second over the last window, not counting a pause."""

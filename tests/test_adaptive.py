@@ -421,3 +421,9 @@ def test_concurrency_controller_drives_a_concurrency_limit() -> None:
     ctrl = ConcurrencyController(64, rate=lambda: 100.0, target=target)
     steady_latency(ctrl, 0.1)
     assert target.limit == ctrl.limit
+
+
+def test_finds_a_quota_raised_far_above_the_old_ceiling() -> None:
+    """After a throttle-free plateau past the old ceiling, growth turns exponential."""
+    run = simulate(lambda t: 50.0 if t < 60.0 else 200.0, 150.0, initial=50.0)
+    assert run.first_time(60.0, lambda r: r >= 180.0) <= 30.0
