@@ -142,9 +142,7 @@ class Cut:
 
 
 @pytest.fixture(scope="module")
-def cut_short(
-    emulator: EmulatorHandle, s3: S3Bed, tmp_path_factory: pytest.TempPathFactory
-) -> Cut:
+def cut_short(emulator: EmulatorHandle, s3: S3Bed, tmp_path_factory: pytest.TempPathFactory) -> Cut:
     folder = tmp_path_factory.mktemp("second-signal")
     imgs = distinct_images(folder / "imgs", IMAGES, salt=7)
     manifest = write_jsonl(
@@ -165,10 +163,10 @@ def cut_short(
         assert wait_until(lambda: _has_records(out), timeout_s=60), child.stderr()
         emulator.configure(throttle_rate=1.0)
         assert wait_until(
-            lambda: emulator.stats()["requests"].get("DetectLabels", {}).get(
-                "ThrottlingException", 0
-            )
-            >= 8,
+            lambda: (
+                emulator.stats()["requests"].get("DetectLabels", {}).get("ThrottlingException", 0)
+                >= 8
+            ),
             timeout_s=30,
         )
         child.send(signal.SIGTERM)
