@@ -23,7 +23,7 @@ import pytest
 from batchrek.emulator import EmulatorHandle
 from tests.clirun import batchrek, run_args
 from tests.conftest import S3Bed
-from tests.test_production_support import (
+from tests.production import (
     Child,
     distinct_images,
     exactly_once,

@@ -19,7 +19,7 @@ from batchrek.emulator import EmulatorHandle
 from batchrek.testing import corpus
 from tests.clirun import batchrek, run_args
 from tests.conftest import S3Bed
-from tests.test_production_support import exactly_once, write_jsonl
+from tests.production import exactly_once, write_jsonl
 
 pytestmark = pytest.mark.slow
 

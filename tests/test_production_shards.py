@@ -20,7 +20,7 @@ from batchrek.emulator import EmulatorHandle
 from batchrek.pipeline import shard_of
 from tests.clirun import batchrek, read_records, run_args
 from tests.conftest import S3Bed
-from tests.test_production_support import Child, distinct_images, exactly_once, write_jsonl
+from tests.production import Child, distinct_images, exactly_once, write_jsonl
 
 pytestmark = pytest.mark.slow
 
