@@ -81,43 +81,34 @@ class _Work:
 
 
 class _OpControl:
-    """The rate limit (fixed or adaptive) for one operation."""
+    """The rate limit (fixed or adaptive) for one operation; the quota is per
+    operation, and per account, so a sharded run takes its share of it."""
 
     def __init__(self, op: Operation, settings: Settings, region: str, clock: Clock) -> None:
         self.op = op
         fixed = settings.fixed_rate(op.method)
-        shards = settings.shard_count or 1
-        split = shards if settings.shard_rate_split else 1
-        self.adaptive: AdaptiveRate | None = None
-        if fixed is None:
-            start = default_tps(op.api_name, region) / split
-            self.adaptive = AdaptiveRate(start, clock=clock)
-            rate: float = self.adaptive.rate
-        else:
-            rate = fixed / split
-        self.bucket = TokenBucket(rate, clock=clock)
+        split = (settings.shard_count or 1) if settings.shard_rate_split else 1
+        start = fixed if fixed is not None else default_tps(op.api_name, region)
+        self.bucket = TokenBucket(start / split, clock=clock)
+        # The controller drives the bucket's rate and its pauses itself.
+        self.adaptive = (
+            AdaptiveRate(start / split, clock=clock, target=self.bucket) if fixed is None else None
+        )
 
     def on_success(self) -> None:
         if self.adaptive is not None:
             self.adaptive.on_success()
-            self.bucket.rate = self.adaptive.rate
 
     def on_throttle(self, *, soft: bool) -> None:
         """``soft``: a "slow down" that is not the quota (ThrottlingException) is weak
         evidence; only ProvisionedThroughputExceeded says where the quota is."""
         if self.adaptive is not None:
             self.adaptive.on_throttle(soft=soft)
-            self.bucket.rate = self.adaptive.rate
-            pause = self.adaptive.pause_until
-            if pause is not None:
-                self.bucket.pause_until(pause)
 
     @property
     def rate(self) -> float | None:
         """The live rate; RunMetrics averages the last minute of ticks itself (the
         controller's own settled_rate would smooth it twice)."""
-        if self.adaptive is not None:
-            return self.adaptive.rate
         return self.bucket.rate
 
 

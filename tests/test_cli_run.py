@@ -359,9 +359,7 @@ def http_images(tmp_path: Path) -> Any:
     server.shutdown()
 
 
-def test_http_urls_need_allow_http(
-    tmp_path: Path, emu: Any, s3: S3Bed, http_images: Any
-) -> None:
+def test_http_urls_need_allow_http(tmp_path: Path, emu: Any, s3: S3Bed, http_images: Any) -> None:
     folder, base = http_images
     (folder / "a.jpg").write_bytes(corpus.photo(300, 200))
     manifest = tmp_path / "m.txt"
@@ -389,3 +387,28 @@ def test_report_draws_a_run(tmp_path: Path, emu: Any, s3: S3Bed) -> None:
     res = batchrek("report", str(metrics), "-o", str(report))
     assert res.code == 0, res.stderr
     assert report.read_text().count("<svg") >= 4
+
+
+def test_endpoints_from_the_standard_aws_environment(tmp_path: Path, emu: Any, s3: S3Bed) -> None:
+    """AWS_ENDPOINT_URL_REKOGNITION / AWS_ENDPOINT_URL_S3 work as botocore defines them."""
+    prefix = f"cli/{uuid.uuid4()}"
+    s3.put(s3.bucket_use1, f"{prefix}/a.jpg", corpus.photo(200, 200))
+    manifest = tmp_path / "m.txt"
+    manifest.write_text(f"s3://{s3.bucket_use1}/{prefix}/a.jpg\n")
+    out = tmp_path / "out.jsonl"
+    res = batchrek(
+        "run",
+        str(manifest),
+        "-o",
+        str(out),
+        "--region",
+        "us-east-1",
+        "--no-progress",
+        env={
+            "AWS_ENDPOINT_URL_REKOGNITION": emu.endpoint_url,
+            "AWS_ENDPOINT_URL_S3": s3.endpoint_url,
+        },
+        output=out,
+    )
+    assert res.code == 0, res.stderr
+    assert [r["input"] for r in res.records] == ["s3object"]
