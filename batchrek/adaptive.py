@@ -51,6 +51,10 @@ Phase = Literal["startup", "recover", "probe"]
 
 # A pause needs a pile-up, not one or two unlucky calls at a low rate.
 _PAUSE_MIN_THROTTLES = 3
+# Throttles arriving this share of a window after a decrease were sent after it;
+# this many of them mean the decrease fell short.
+_AFTER_DECREASE_S = 0.4
+_LATE_THROTTLES = 3
 
 
 class RateTarget(Protocol):
@@ -152,6 +156,7 @@ class AdaptiveRate:
         self._updated = now
         self._settled = self._rate
         self._last_decrease = -math.inf
+        self._late_throttles = 0
         self._pause = (-math.inf, -math.inf)
         self._ok_times: deque[float] = deque()
         self._bad_times: deque[float] = deque()
@@ -187,9 +192,15 @@ class AdaptiveRate:
         bad, share = self._throttled(now)
         # Within a window, more throttles are the same overshoot reported by calls
         # already in flight: they count, but do not decrease again.
-        if now - self._last_decrease >= self._window_s and (
-            not soft or share >= self._soft_threshold
-        ):
+        since = now - self._last_decrease
+        if since >= _AFTER_DECREASE_S * self._window_s and not soft:
+            # Sent after the last decrease (answers take well under this), and still
+            # throttled: that decrease was too small (a service's burst allowance
+            # inflated the rate it measured). Do not wait out the window to fix it.
+            self._late_throttles += 1
+        if (
+            since >= self._window_s or self._late_throttles >= _LATE_THROTTLES
+        ) and (not soft or share >= self._soft_threshold):
             self._decrease_at(now)
         # A pause only when throttles pile up (a quota drop), at most once per window.
         if (
@@ -336,6 +347,7 @@ class AdaptiveRate:
         gap = max(0.0, base - self._rate)
         self._k = (gap / (self._cubic_c * base)) ** (1 / 3)
         self._last_decrease = now
+        self._late_throttles = 0
         self.decreases += 1
         self._push(force=True)
 

@@ -88,26 +88,33 @@ def part_speed(
     emu: EmulatorProcess, manifest: Path, n: int, work: Path, args: argparse.Namespace
 ) -> None:
     emu.control.configure(latency_ms=50.0, latency_jitter_ms=0.0, quota_tps=None)
-    contenders = [("batchrek", "auto"), ("pool", "")]
+    # rate auto starts at the published default quota and ramps up, which is what a
+    # user gets against a real account; a fixed rate far above the need measures the
+    # pipeline alone, like the baseline (which has no limiter at all).
+    contenders = [
+        ("batchrek (rate auto)", "batchrek", "auto"),
+        (f"batchrek (rate {UNLIMITED_RATE})", "batchrek", UNLIMITED_RATE),
+        ("baseline threads", "pool", ""),
+    ]
     runs: dict[str, list[dict[str, Any]]] = {}
     for repeat in range(args.repeats):
-        for kind, rate in contenders if repeat % 2 == 0 else contenders[::-1]:
+        for label, kind, rate in contenders if repeat % 2 == 0 else contenders[::-1]:
             r = _run(kind, emu, manifest, work, rate=rate, max_s=args.max_run_s)
-            runs.setdefault(kind, []).append(r)
-            print(f"  {kind}: {r['ok']:,} ok in {r['elapsed']:.1f} s", flush=True)
+            runs.setdefault(label, []).append(r)
+            print(f"  {label}: {r['ok']:,} ok in {r['elapsed']:.1f} s", flush=True)
     best = {k: max(v, key=lambda r: r["per_s"]) for k, v in runs.items()}
-    base = best["pool"]
+    base = best["baseline threads"]
     rows = []
-    for kind, label in (("batchrek", "batchrek (rate auto)"), ("pool", "baseline threads")):
-        b = best[kind]
-        cpu_k = min(r["cpu"] / max(1, r["ok"]) * 1000 for r in runs[kind])
+    for label, _kind, _rate in contenders:
+        b = best[label]
+        cpu_k = min(r["cpu"] / max(1, r["ok"]) * 1000 for r in runs[label])
         rows.append(
             [
                 label,
                 b["ok"],
                 b["elapsed"],
                 b["per_s"],
-                " / ".join(f"{r['per_s']:.0f}" for r in runs[kind]),
+                " / ".join(f"{r['per_s']:.0f}" for r in runs[label]),
                 f"{b['per_s'] / base['per_s']:.2f}x",
                 cpu_k,
             ]

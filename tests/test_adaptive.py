@@ -427,3 +427,17 @@ def test_finds_a_quota_raised_far_above_the_old_ceiling() -> None:
     """After a throttle-free plateau past the old ceiling, growth turns exponential."""
     run = simulate(lambda t: 50.0 if t < 60.0 else 200.0, 150.0, initial=50.0)
     assert run.first_time(60.0, lambda r: r >= 180.0) <= 30.0
+
+
+def test_throttles_still_arriving_well_after_a_decrease_decrease_again() -> None:
+    """A decrease that fell short (the service's burst inflated the measured rate)
+    is corrected before the window ends."""
+    clock = FakeClock()
+    ctrl = AdaptiveRate(100.0, clock=clock)
+    feed(ctrl, clock, 100.0, 2.0)
+    ctrl.on_throttle()
+    first = ctrl.rate
+    clock.advance(0.5)
+    for _ in range(3):
+        ctrl.on_throttle()
+    assert ctrl.rate < first
