@@ -12,13 +12,19 @@ CUBIC learns a path's capacity from losses:
       |  ---'  '-------'                            '---
       +-------------------------------------------------> time
 
-- startup: grow multiplicatively from the published default until the first throttle;
+- startup: grow multiplicatively (15 % a second) from the published default until
+  the first throttle; faster growth overshoots further while the service's burst
+  allowance hides the quota (in simulation 20 %/s cost 1.2 % of a 30 s run's requests
+  in throttles, 15 %/s 1.0 %, 10 %/s 0.8 % but 96 % goodput);
 - on a throttle: the new ceiling is the rate the service actually accepted over the
   last window (not the rate sent, which overshoots), the rate drops to
   ``decrease`` x ceiling, at most once per window, because the throttles of requests
-  already in flight describe the same overshoot;
+  already in flight describe the same overshoot; unless throttles keep coming from
+  requests sent after the decrease, which means it fell short;
 - recover along a cubic: fast at first, flat near the ceiling for a long time (each
-  probe past it costs a throttled request), then convex again to find a raised quota;
+  probe past it costs a throttled request), then convex again; once as long again
+  has passed beyond the old ceiling with no throttle, grow as at startup, to find a
+  raised quota in seconds;
 - growth only counts while the caller keeps up with the rate, so a latency-bound or
   idle run does not inflate a rate it never used.
 
@@ -117,7 +123,7 @@ class AdaptiveRate:
         window_s: float = 1.0,
         recover_s: float = 10.0,
         recover_requests: float = 200.0,
-        startup_growth: float = 0.2,
+        startup_growth: float = 0.15,
         pause_s: float = 0.1,
         pause_threshold: float = 0.05,
         soft_threshold: float = 0.05,
