@@ -38,7 +38,7 @@ from batchrek.models import ErrorInfo, ImageInput, Item, ManifestProblem, Result
 from batchrek.operations import Operation, trim_response
 from batchrek.prepare import ItemPrep, content_key
 from batchrek.progress import run_progress
-from batchrek.ratelimit import TokenBucket
+from batchrek.ratelimit import ConcurrencyLimit, TokenBucket
 from batchrek.retry import (
     Outcome,
     RetryPolicy,
@@ -127,9 +127,9 @@ class _Run:
         self.metrics = metrics
         self.clock = clock
         self.controls = {op.method: _OpControl(op, settings, services.region, clock) for op in ops}
-        self.inflight_limit = anyio.CapacityLimiter(settings.concurrency)
+        self.inflight_limit = ConcurrencyLimit(settings.concurrency)
         self.concurrency = ConcurrencyController(settings.concurrency, rate=self._total_rate)
-        self.inflight_limit.total_tokens = self.concurrency.limit
+        self.inflight_limit.limit = self.concurrency.limit
         self.policy = RetryPolicy(
             max_attempts=settings.max_attempts, deadline_s=settings.item_deadline_s
         )
@@ -358,8 +358,8 @@ class _Run:
                 ceiling = control.adaptive.ceiling if control.adaptive is not None else None
                 self.metrics.set_rate(method, control.rate, ceiling=ceiling)
             limit = self.concurrency.limit
-            if limit != self.inflight_limit.total_tokens:
-                self.inflight_limit.total_tokens = limit
+            if limit != self.inflight_limit.limit:
+                self.inflight_limit.limit = limit
             self.metrics.set_concurrency_limit(limit)
             self.metrics.tick()
             now = self.clock.monotonic()
