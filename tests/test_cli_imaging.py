@@ -172,13 +172,15 @@ def test_stage_sends_an_s3object_and_deletes_it_afterwards(
     assert left.get("KeyCount", 0) == 0
 
 
-def test_transcoded_jpeg_is_upright_with_no_orientation_tag(tmp_path: Path) -> None:
-    """What we send must not depend on the service honouring EXIF: pixels upright."""
+def test_transcoded_jpeg_keeps_its_orientation_as_the_only_tag(tmp_path: Path) -> None:
+    """The service rotates a JPEG by its EXIF tag (REKOGNITION.md), so the transcode
+    sends the stored pixels with the tag; the CLI tests above prove the boxes."""
     from batchrek.imaging import inspect, transcode
     from batchrek.limits import limits_for
 
     data = corpus.photo(10_400, 600, orientation=6)
     out = transcode(data, inspect(data), limits_for("detect_labels"))
     img = Image.open(io.BytesIO(out.data))
-    assert img.getexif().get(0x0112, 1) == 1
-    assert img.width > img.height
+    assert dict(img.getexif()) == {0x0112: 6}
+    assert img.width < img.height
+    assert out.sent.width > out.sent.height  # the displayed size

@@ -6,7 +6,7 @@ import io
 import os
 
 import pytest
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageChops, ImageDraw, ImageOps
 
 from batchrek.errors import ItemError
 from batchrek.imaging import Transcoded, fits, inspect, transcode
@@ -23,8 +23,11 @@ def _transcode(data: bytes, limits: ImageLimits = LABELS, cap: int | None = None
 
 
 def _decoded(data: bytes) -> Image.Image:
+    """The image as displayed: as the service does, a JPEG's EXIF orientation applied."""
     img = Image.open(io.BytesIO(data))
     img.load()
+    if img.format == "JPEG" and img.getexif().get(0x0112, 1) != 1:
+        return ImageOps.exif_transpose(img)
     return img
 
 
@@ -81,9 +84,25 @@ def test_downscaled_pixels_have_the_displayed_shape(orientation: int) -> None:
     assert _decoded(out.data).size == (320, 240)
 
 
-def test_orientation_tag_is_dropped() -> None:
-    out = _transcode(corpus.photo(640, 480, orientation=6))
-    assert _decoded(out.data).getexif().get(0x0112) is None
+@pytest.mark.parametrize("orientation", ORIENTATIONS)
+def test_jpeg_keeps_stored_pixels_and_only_the_orientation_tag(orientation: int) -> None:
+    """The service rotates a JPEG by its tag, so the transcode need not (45 ms at 24 MP)."""
+    data = corpus.photo(640, 480, orientation=orientation)
+    stored = Image.open(io.BytesIO(data)).size
+    img = Image.open(io.BytesIO(_transcode(data).data))
+    exif = dict(img.getexif())
+    assert img.size == stored
+    assert exif == ({} if orientation == 1 else {0x0112: orientation})
+
+
+def test_png_output_is_upright_with_no_tag() -> None:
+    """The service ignores orientation in PNG, so a PNG transcode turns the pixels."""
+    out = _transcode(corpus.photo(640, 480, fmt="PNG", orientation=6))
+    assert out.sent.format == "PNG"
+    png = Image.open(io.BytesIO(out.data))
+    assert png.size == (640, 480)
+    assert png.getexif().get(0x0112) is None
+    assert _close(_red_box(out.data), DEFAULT_BOX)
 
 
 def test_tiff_orientation_is_applied_once() -> None:
