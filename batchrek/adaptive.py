@@ -204,9 +204,9 @@ class AdaptiveRate:
             # throttled: that decrease was too small (a service's burst allowance
             # inflated the rate it measured). Do not wait out the window to fix it.
             self._late_throttles += 1
-        if (
-            since >= self._window_s or self._late_throttles >= _LATE_THROTTLES
-        ) and (not soft or share >= self._soft_threshold):
+        if (since >= self._window_s or self._late_throttles >= _LATE_THROTTLES) and (
+            not soft or share >= self._soft_threshold
+        ):
             self._decrease_at(now)
         # A pause only when throttles pile up (a quota drop), at most once per window.
         if (
