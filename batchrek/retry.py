@@ -302,6 +302,9 @@ def botocore_config_kwargs(concurrency: int) -> dict[str, Any]:
       timeout well above Rekognition's seconds-long worst case, so a slow call is not
       cancelled and paid for twice.
     - TCP keep-alive so idle pooled connections are not silently dropped by NATs.
+    - no per-request parameter validation: the operation's parameters from the config
+      are validated against the same botocore model once, before the first call
+      (``batchrek.operations``), and the rest (Image, Bucket, Key) is built here.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
@@ -311,4 +314,5 @@ def botocore_config_kwargs(concurrency: int) -> dict[str, Any]:
         "connect_timeout": 5.0,
         "read_timeout": 60.0,
         "tcp_keepalive": True,
+        "parameter_validation": False,
     }

@@ -18,6 +18,7 @@ import aiohttp
 import anyio
 from aiobotocore.config import AioConfig
 
+from batchrek.clientspeed import freeze_user_agent
 from batchrek.config import Settings
 from batchrek.errors import ConfigError
 from batchrek.fetch import Fetcher
@@ -67,6 +68,7 @@ class Services:
                 config=config,
             )
         )
+        freeze_user_agent(rekognition)
         s3_clients: dict[str, Any] = {}
         s3_lock = anyio.Lock()
 
@@ -94,6 +96,7 @@ class Services:
             allow_http=settings.allow_http,
             http_timeout_s=settings.http_timeout_s,
         )
+        stack.callback(fetcher.close)
         stager = None
         if settings.oversize == "stage":
             if not settings.staging_bucket:

@@ -115,7 +115,11 @@ class ImageResolver:
     async def _decode(self, digest: str, data: bytes, header: Header) -> Analysis | ServiceError:
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(None, _analyse_or_error, data, header)
+            if header.width * header.height <= _INLINE_PIXELS:
+                # ~0.5 ms: a thread hand-off (and the GIL ping-pong) would cost more.
+                result = _analyse_or_error(data, header)
+            else:
+                result = await loop.run_in_executor(None, _analyse_or_error, data, header)
         finally:
             del self._pending[digest]
         self._cache.put(digest, result)
@@ -123,6 +127,9 @@ class ImageResolver:
 
     def __repr__(self) -> str:
         return f"ImageResolver(cache={self._cache!r}, objects={len(self._objects)})"
+
+
+_INLINE_PIXELS = 512 * 512  # analysed on the loop; bigger images go to a thread
 
 
 def _analyse_or_error(data: bytes, header: Header) -> Analysis | ServiceError:
