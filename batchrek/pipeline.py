@@ -25,6 +25,7 @@ import anyio
 import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from batchrek import streams
 from batchrek.adaptive import AdaptiveRate, ConcurrencyController
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
@@ -180,7 +181,7 @@ class _Run:
                     if resume is not None and (entry.id, MANIFEST_OPERATION) in resume:
                         self.metrics.skipped(MANIFEST_OPERATION)
                         continue
-                    await send.send(_problem_result(entry))
+                    await streams.send(send, _problem_result(entry))
                     continue
                 if shard_count > 1 and shard_of(entry.id, shard_count) != shard_index:
                     self.metrics.shard_filtered()
@@ -196,7 +197,7 @@ class _Run:
                     if op not in todo:
                         self.metrics.skipped(op.method)
                 if todo:
-                    await send.send(_Work(entry, todo))
+                    await streams.send(send, _Work(entry, todo))
 
     # -- workers --------------------------------------------------------------
 
@@ -206,11 +207,11 @@ class _Run:
         out: MemoryObjectSendStream[Result],
     ) -> None:
         async with recv, out:
-            async for work in recv:
+            async for work in streams.items(recv):
                 if isinstance(work, Result):  # a manifest problem, already a record
                     self.failed += 1
                     self.metrics.record_result(work, 0.0)
-                    await out.send(work)
+                    await streams.send(out, work)
                     continue
                 if self.stopping:
                     # Stopping: leave the rest unread; a rerun picks them up.
@@ -241,7 +242,7 @@ class _Run:
                 if result.status == "error":
                     self.failed += 1
                 self.metrics.record_result(result, self.clock.monotonic() - started)
-                await out.send(result)
+                await streams.send(out, result)
         finally:
             with anyio.CancelScope(shield=True):
                 if owner and key is not None and deduper is not None:
@@ -345,7 +346,7 @@ class _Run:
         (that bounds what a machine crash, not a process kill, can lose)."""
         sink = self.svc.sink
         async with recv:
-            async for result in recv:
+            async for result in streams.items(recv):
                 await sink.write(orjson.dumps(result.to_record()) + b"\n")
                 if recv.statistics().current_buffer_used == 0:
                     await sink.flush()

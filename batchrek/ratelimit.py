@@ -219,7 +219,12 @@ class ConcurrencyLimit:
         return self._limiter.borrowed_tokens >= self._limiter.total_tokens
 
     async def __aenter__(self) -> None:
-        await self._limiter.acquire()
+        # A free slot and nobody queued: take it without CapacityLimiter.acquire's
+        # scheduling round trip (one event-loop iteration per call).
+        try:
+            self._limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._limiter.acquire()
 
     async def __aexit__(
         self,
