@@ -244,10 +244,13 @@ class _Run:
                 self.metrics.record_result(result, self.clock.monotonic() - started)
                 await streams.send(out, result)
         finally:
-            with anyio.CancelScope(shield=True):
-                if owner and key is not None and deduper is not None:
-                    deduper.release(key, published)
-                await _quietly(prep.cleanup)
+            if owner and key is not None and deduper is not None:
+                deduper.release(key, published)
+            if prep.needs_cleanup:  # shielded: a staged copy is deleted even on a stop
+                with anyio.CancelScope(shield=True):
+                    await _quietly(prep.cleanup)
+            else:
+                prep.release()
 
     async def _call(self, prep: ItemPrep, op: Operation) -> Result:
         item = prep.item

@@ -129,11 +129,20 @@ class ItemPrep:
             return "error (oversize)"
         return "s3object (staged)" if self._p.oversize == "stage" else "bytes (transcode)"
 
+    @property
+    def needs_cleanup(self) -> bool:
+        """Whether ``cleanup`` has a staged copy to delete."""
+        return bool(self._staged)
+
     async def cleanup(self) -> None:
         """Delete what was staged for this item; its calls are done."""
         stager = self._p.stager
         while self._staged and stager is not None:
             await stager.delete(self._staged.pop())
+        self.release()
+
+    def release(self) -> None:
+        """Drop the bytes held for this item."""
         self._data = None
 
     async def _cached(self, limits: ImageLimits, *, force_bytes: bool) -> ImageInput:

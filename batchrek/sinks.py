@@ -18,7 +18,9 @@ What survives, for ``JsonlFileSink``:
 
 from __future__ import annotations
 
+import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -82,6 +84,10 @@ class JsonlFileSink:
         self._closed = False
         self._failed: OSError | None = None
         self._lock = anyio.Lock()
+        # One thread of our own: batches land in order, and a hop costs ~165 us of
+        # process CPU where anyio.to_thread costs ~400 us. At low rates the writer
+        # hops once per record (it hands each to the OS as soon as none wait).
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="batchrek-write")
 
     async def write(self, record: bytes) -> None:
         if self._closed:
@@ -108,6 +114,7 @@ class JsonlFileSink:
                 await self._drain(durable=True)
             finally:
                 self._closed = True
+                self._thread.shutdown(wait=True)  # a hop abandoned by a cancel lands
                 if self._fd is not None:
                     os.close(self._fd)
                     self._fd = None
@@ -132,7 +139,8 @@ class JsonlFileSink:
             batch, count = b"".join(self._buffer), len(self._buffer)
             self._buffer, self._buffered = [], 0
             if batch or (durable and self._unsynced):
-                await anyio.to_thread.run_sync(self._write_batch, batch, count, durable)
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self._thread, self._write_batch, batch, count, durable)
 
     def _write_batch(self, batch: bytes, count: int, durable: bool) -> None:
         """Worker thread: append the batch whole, or roll the file back to before it."""
