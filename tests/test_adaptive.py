@@ -239,12 +239,23 @@ def test_does_not_grow_while_idle() -> None:
     assert ctrl.rate <= 10.0 * 1.2  # at most the first, unjudged, window of growth
 
 
-def test_a_throttle_drops_the_rate_below_the_accepted_rate() -> None:
+def test_the_first_throttle_cuts_deeper_below_the_accepted_rate() -> None:
     clock = FakeClock()
     ctrl = AdaptiveRate(100.0, clock=clock)
     feed(ctrl, clock, 50.0, 2.0)  # the service accepts only ~50/s
     ctrl.on_throttle()
-    assert ctrl.rate == pytest.approx(0.9 * 50.0, rel=0.05)
+    assert ctrl.rate == pytest.approx(0.75 * 50.0, rel=0.05)  # leaving startup
+
+
+def test_a_later_throttle_drops_the_rate_to_decrease_x_accepted() -> None:
+    clock = FakeClock()
+    ctrl = AdaptiveRate(100.0, clock=clock)
+    feed(ctrl, clock, 50.0, 2.0)
+    ctrl.on_throttle()
+    feed(ctrl, clock, 40.0, 2.0)  # now the service accepts ~40/s
+    ctrl.on_throttle()
+    assert ctrl.decreases == 2
+    assert ctrl.rate == pytest.approx(0.9 * 40.0, rel=0.05)
 
 
 def test_throttles_within_one_window_decrease_once() -> None:
