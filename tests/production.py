@@ -26,6 +26,7 @@ __all__ = [
     "Child",
     "distinct_images",
     "exactly_once",
+    "image_manifest",
     "parse_lines",
     "wait_until",
     "write_jsonl",
@@ -44,6 +45,15 @@ def distinct_images(folder: Path, n: int, *, salt: int = 0) -> list[Path]:
         path.write_bytes(corpus.photo(96 + i % 64, 96 + i // 64, box=box))
         paths.append(path)
     return paths
+
+
+def image_manifest(folder: Path, n: int, *, salt: int, prefix: str = "i") -> Path:
+    """``folder/m.jsonl``: ``n`` distinct images (``distinct_images``) with ids
+    ``{prefix}0``, ``{prefix}1``, ..."""
+    imgs = distinct_images(folder / "imgs", n, salt=salt)
+    return write_jsonl(
+        folder / "m.jsonl", ({"id": f"{prefix}{k}", "image": str(p)} for k, p in enumerate(imgs))
+    )
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> Path:

@@ -25,10 +25,9 @@ from tests.clirun import batchrek, run_args
 from tests.conftest import S3Bed
 from tests.production import (
     Child,
-    distinct_images,
     exactly_once,
+    image_manifest,
     wait_until,
-    write_jsonl,
 )
 
 pytestmark = pytest.mark.slow
@@ -69,10 +68,7 @@ def crashed(
     emulator: EmulatorHandle, s3: S3Bed, tmp_path_factory: pytest.TempPathFactory
 ) -> Crashed:
     folder = tmp_path_factory.mktemp("crash")
-    imgs = distinct_images(folder / "imgs", IMAGES, salt=11)
-    manifest = write_jsonl(
-        folder / "m.jsonl", ({"id": f"i{n}", "image": str(p)} for n, p in enumerate(imgs))
-    )
+    manifest = image_manifest(folder, IMAGES, salt=11)
     out = folder / "out.jsonl"
     common = run_args(manifest, out, emulator.endpoint_url, s3.endpoint_url)
     emulator.reset(settings=True)

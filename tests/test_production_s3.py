@@ -19,11 +19,10 @@ from tests.clirun import batchrek, run_args
 from tests.conftest import S3Bed
 from tests.production import (
     Child,
-    distinct_images,
     exactly_once,
+    image_manifest,
     parse_lines,
     wait_until,
-    write_jsonl,
 )
 
 pytestmark = pytest.mark.slow
@@ -52,10 +51,7 @@ def _part_keys(client: Any, bucket: str, prefix: str) -> list[str]:
 @pytest.fixture(scope="module")
 def s3_run(emulator: EmulatorHandle, s3: S3Bed, tmp_path_factory: pytest.TempPathFactory) -> S3Run:
     folder = tmp_path_factory.mktemp("s3out")
-    imgs = distinct_images(folder / "imgs", IMAGES, salt=19)
-    manifest = write_jsonl(
-        folder / "m.jsonl", ({"id": f"i{n}", "image": str(p)} for n, p in enumerate(imgs))
-    )
+    manifest = image_manifest(folder, IMAGES, salt=19)
     config = folder / "batchrek.toml"
     config.write_text(f"part_records = {PART_RECORDS}\n")
     prefix = f"production/{uuid.uuid4()}/"

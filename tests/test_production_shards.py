@@ -20,7 +20,7 @@ from batchrek.emulator import EmulatorHandle
 from batchrek.pipeline import shard_of
 from tests.clirun import batchrek, read_records, run_args
 from tests.conftest import S3Bed
-from tests.production import Child, distinct_images, exactly_once, write_jsonl
+from tests.production import Child, distinct_images, exactly_once, image_manifest, write_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -118,10 +118,7 @@ def test_shards_together_stay_within_the_quota(sharded: Sharded) -> None:
 
 
 def _tiny_manifest(folder: Path, n: int = 3) -> Path:
-    imgs = distinct_images(folder / "imgs", n, salt=17)
-    return write_jsonl(
-        folder / "m.jsonl", ({"id": f"t{k}", "image": str(p)} for k, p in enumerate(imgs))
-    )
+    return image_manifest(folder, n, salt=17, prefix="t")
 
 
 @pytest.mark.parametrize(

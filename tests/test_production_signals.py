@@ -22,11 +22,10 @@ from tests.clirun import batchrek, run_args
 from tests.conftest import S3Bed
 from tests.production import (
     Child,
-    distinct_images,
     exactly_once,
+    image_manifest,
     parse_lines,
     wait_until,
-    write_jsonl,
 )
 
 pytestmark = pytest.mark.slow
@@ -61,10 +60,7 @@ def stopped(
 ) -> Stopped:
     signum: signal.Signals = request.param
     folder = tmp_path_factory.mktemp(f"stop-{signum.name}")
-    imgs = distinct_images(folder / "imgs", IMAGES, salt=signum.value)
-    manifest = write_jsonl(
-        folder / "m.jsonl", ({"id": f"i{n}", "image": str(p)} for n, p in enumerate(imgs))
-    )
+    manifest = image_manifest(folder, IMAGES, salt=signum.value)
     out = folder / "out.jsonl"
     common = run_args(manifest, out, emulator.endpoint_url, s3.endpoint_url)
     emulator.reset(settings=True)
@@ -144,10 +140,7 @@ class Cut:
 @pytest.fixture(scope="module")
 def cut_short(emulator: EmulatorHandle, s3: S3Bed, tmp_path_factory: pytest.TempPathFactory) -> Cut:
     folder = tmp_path_factory.mktemp("second-signal")
-    imgs = distinct_images(folder / "imgs", IMAGES, salt=7)
-    manifest = write_jsonl(
-        folder / "m.jsonl", ({"id": f"i{n}", "image": str(p)} for n, p in enumerate(imgs))
-    )
+    manifest = image_manifest(folder, IMAGES, salt=7)
     out = folder / "out.jsonl"
     common = run_args(manifest, out, emulator.endpoint_url, s3.endpoint_url)
     emulator.reset(settings=True)
