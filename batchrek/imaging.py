@@ -26,6 +26,7 @@ from typing import Any, Final
 from PIL import Image, ImageFile
 
 from batchrek.errors import ItemError
+from batchrek.jpeghead import ORIENTATION_TAG as _ORIENTATION_TAG
 from batchrek.jpeghead import read_jpeg_head
 from batchrek.limits import ImageLimits
 from batchrek.models import ImageStats
@@ -83,7 +84,6 @@ TO_DISPLAY: Final = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-_ORIENTATION_TAG: Final = 0x0112
 
 
 def _register_optional_decoders() -> frozenset[str]:
@@ -168,9 +168,7 @@ def inspect(data: bytes) -> ImageHeader:
     if fmt == "JPEG":
         head = read_jpeg_head(data)  # ~10 us where Pillow's open costs ~60-120 us
         if head is not None:
-            _check_pixels(fmt, head.width, head.height)
-            if not head.complete:
-                raise ItemError("CorruptImage", "JPEG data is truncated (no end-of-image marker)")
+            _check_header(fmt, head.width, head.height, complete=head.complete)
             return ImageHeader(
                 format=fmt,
                 bytes=len(data),
@@ -185,9 +183,12 @@ def inspect(data: bytes) -> ImageHeader:
 def _inspect_with_pillow(data: bytes, fmt: str) -> ImageHeader:
     im = _open(data, fmt)
     width, height = im.size
-    _check_pixels(fmt, width, height)
-    if (fmt == "JPEG" and not _jpeg_complete(data)) or (fmt == "PNG" and not _png_complete(data)):
-        raise ItemError("CorruptImage", f"{fmt} data is truncated (no end-of-image marker)")
+    complete = True  # other formats are transcoded: the decoder judges them
+    if fmt == "JPEG":
+        complete = _jpeg_complete(data)
+    elif fmt == "PNG":
+        complete = _png_complete(data)
+    _check_header(fmt, width, height, complete=complete)
     return ImageHeader(
         format=fmt,
         bytes=len(data),
@@ -197,6 +198,13 @@ def _inspect_with_pillow(data: bytes, fmt: str) -> ImageHeader:
         mode=im.mode,
         frames=int(getattr(im, "n_frames", 1)),
     )
+
+
+def _check_header(fmt: str, width: int, height: int, *, complete: bool) -> None:
+    """What a header read must refuse: a bomb first, then a truncated file."""
+    _check_pixels(fmt, width, height)
+    if not complete:
+        raise ItemError("CorruptImage", f"{fmt} data is truncated (no end-of-image marker)")
 
 
 def fits(header: ImageHeader, limits: ImageLimits, *, cap: int | None = None) -> bool:
@@ -480,7 +488,7 @@ class _Job:
             return None
         img = self._render(base, scale, "PNG")
         data = _encode(img, "PNG", 0, icc)
-        return _Made(data, _stats("PNG", data, img, 1)) if len(data) <= self.cap else None
+        return _Made(data, _stats("PNG", data, img)) if len(data) <= self.cap else None
 
     def _jpeg(self, base: Image.Image, icc: bytes | None, quality: int, scale: float) -> _Made:
         """Encode; if the estimate missed, step the quality down, then the scale."""
@@ -488,7 +496,7 @@ class _Job:
         for _ in range(_MAX_ENCODES):
             data = _encode(img, "JPEG", quality, icc, self.header.orientation)
             if len(data) <= self.cap:
-                return _Made(data, _stats("JPEG", data, img, self.header.orientation))
+                return _Made(data, _stats("JPEG", data, img, self.header.transposed))
             lower = [q for q in self.qualities if q < quality]
             if lower:
                 quality = lower[0]
@@ -609,8 +617,8 @@ def _orientation_exif(orientation: int) -> bytes:
     return exif.tobytes()
 
 
-def _stats(fmt: str, data: bytes, img: Image.Image, orientation: int) -> ImageStats:
-    """Displayed size: a tagged orientation of 5-8 swaps the stored sides."""
-    if orientation in (5, 6, 7, 8):
+def _stats(fmt: str, data: bytes, img: Image.Image, transposed: bool = False) -> ImageStats:
+    """Displayed size: a ``transposed`` orientation tag (5-8) swaps the stored sides."""
+    if transposed:
         return ImageStats(fmt, len(data), img.height, img.width)
     return ImageStats(fmt, len(data), img.width, img.height)

@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-__all__ = ["JpegHead", "read_jpeg_head"]
+__all__ = ["ORIENTATION_TAG", "JpegHead", "read_jpeg_head"]
 
 _SOF: Final = frozenset(
     {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 )
 _MODES: Final = {1: "L", 3: "RGB", 4: "CMYK"}
-_ORIENTATION_TAG: Final = 0x0112
+ORIENTATION_TAG: Final = 0x0112  # EXIF Orientation
 _XMP: Final = b"http://ns.adobe.com/xap/1.0/\x00"
 
 
@@ -102,7 +102,7 @@ def _exif_orientation(tiff: bytes) -> int | None:
     if end > len(tiff):
         return None
     for entry in range(ifd + 2, end, 12):
-        if int.from_bytes(tiff[entry : entry + 2], endian) != _ORIENTATION_TAG:
+        if int.from_bytes(tiff[entry : entry + 2], endian) != ORIENTATION_TAG:
             continue
         kind = int.from_bytes(tiff[entry + 2 : entry + 4], endian)
         if kind != 3:  # SHORT, as the standard says
