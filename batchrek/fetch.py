@@ -24,8 +24,8 @@ _CHUNK = 1024 * 1024
 # hops are in flight the next takes everything queued meanwhile (up to _BATCH). A hop
 # costs the event loop ~60 us and the process ~165 us of CPU (waking a thread, the GIL
 # going back and forth), against ~15 us to read a small photo from the page cache;
-# measured at 500 images/s, a hop carries ~5 reads. The loop itself never reads: a cold disk or a
-# network mount stalls a reader thread, not the run.
+# measured at 500 images/s, a hop carries ~5 reads. The loop itself never reads: a
+# cold disk or a network mount stalls a reader thread, not the run.
 _HOPS = 4  # parallel reads for a slow (network) disk
 _BATCH = 16
 
@@ -100,14 +100,17 @@ class _BatchReader:
     ) -> None:
         self._hops -= 1
         self.hops_done += 1
-        error = done.exception() if not done.cancelled() else None
-        results: list[bytes | BaseException] = (
-            done.result() if error is None and not done.cancelled() else []
-        )
-        for index, read in enumerate(batch):
+        # _read_batch catches per file; the hop itself fails only when close() cancels it.
+        results: list[bytes | BaseException]
+        if done.cancelled():
+            results = [RuntimeError("the reader was closed before this read")] * len(batch)
+        elif (error := done.exception()) is not None:
+            results = [error] * len(batch)
+        else:
+            results = done.result()
+        for read, got in zip(batch, results, strict=True):
             if read.future.done():  # its caller was cancelled
                 continue
-            got = results[index] if index < len(results) else (error or RuntimeError("read lost"))
             if isinstance(got, BaseException):
                 read.future.set_exception(got)
             else:
