@@ -11,7 +11,7 @@ detail and may change.
 from batchrek.config import Settings, load_settings
 from batchrek.errors import BatchrekError, ConfigError, ItemError, ManifestUnreadable
 from batchrek.models import ErrorInfo, HttpUrl, ImageInput, Item, LocalPath, Result, S3Ref
-from batchrek.pipeline import RunOutcome, run_batch
+from batchrek.run.pipeline import RunOutcome, run_batch
 
 __all__ = [
     "BatchrekError",

@@ -15,9 +15,9 @@ from typing import Any
 
 import anyio
 
+from batchrek.call.operations import RUNNABLE
 from batchrek.errors import ConfigError, ManifestUnreadable, stopping_error
-from batchrek.logsetup import setup_logging
-from batchrek.operations import RUNNABLE
+from batchrek.observe.logs import setup_logging
 
 __all__ = ["main"]
 
@@ -184,7 +184,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import orjson
 
-    from batchrek.report import write_report
+    from batchrek.observe.report import write_report
 
     try:
         with open(args.metrics, "rb") as fh:

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from batchrek.call.operations import RUNNABLE, Operation, build_operations
 from batchrek.errors import ConfigError
-from batchrek.operations import RUNNABLE, Operation, build_operations
 
 __all__ = ["Settings", "load_settings"]
 

@@ -6,7 +6,7 @@
     └── ItemError            one image cannot be processed: becomes one error record
 
 Errors raised by botocore are translated into ``ErrorInfo`` in exactly one place,
-``batchrek.retry.classify``; nothing else inspects botocore exceptions.
+``batchrek.call.retry.classify``; nothing else inspects botocore exceptions.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import anyio
 import orjson
 
 from batchrek.config import Settings
-from batchrek.pipeline import RunOutcome, run_batch
+from batchrek.run.pipeline import RunOutcome, run_batch
 
 __all__ = ["export_metrics", "format_summary", "run_from_settings"]
 
@@ -46,7 +46,7 @@ def export_metrics(settings: Settings, summary: dict[str, Any]) -> None:
             settings.metrics_out, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n"
         )
     if settings.metrics_textfile or settings.pushgateway:
-        from batchrek.promexport import push, write_textfile
+        from batchrek.observe.prometheus import push, write_textfile
 
         if settings.metrics_textfile:
             write_textfile(settings.metrics_textfile, summary)
@@ -88,7 +88,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = None) -> int:
     if settings.dry_run:
-        from batchrek.dryrun import dry_run, format_plan
+        from batchrek.run.dryrun import dry_run, format_plan
 
         plan = await dry_run(settings)
         print(format_plan(plan, price_per_image=settings.price_per_image), file=sys.stderr)

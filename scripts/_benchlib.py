@@ -397,7 +397,7 @@ def _child_batchrek(spec: dict[str, Any]) -> dict[str, Any]:
     import anyio
 
     from batchrek.config import load_settings
-    from batchrek.pipeline import RunOutcome, run_batch
+    from batchrek.run.pipeline import RunOutcome, run_batch
 
     flags = {
         "manifest": spec["manifest"],

@@ -13,6 +13,15 @@ from __future__ import annotations
 from batchrek.manifest._detect import FORMATS, detect_format
 from batchrek.manifest._images import IMAGE_EXTENSIONS
 from batchrek.manifest._read import read_manifest
+from batchrek.manifest._sources import SourceSyntaxError, parse_source
 from batchrek.manifest._streams import S3ClientLike
 
-__all__ = ["FORMATS", "IMAGE_EXTENSIONS", "S3ClientLike", "detect_format", "read_manifest"]
+__all__ = [
+    "FORMATS",
+    "IMAGE_EXTENSIONS",
+    "S3ClientLike",
+    "SourceSyntaxError",
+    "detect_format",
+    "parse_source",
+    "read_manifest",
+]

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
+from batchrek.manifest._sources import parse_source
 from batchrek.models import Item, S3Ref, Source
-from batchrek.sources import parse_source
 
 __all__ = ["decode_key", "make_item", "make_s3ref", "to_source"]
 
@@ -59,7 +59,7 @@ def to_source(text: str, base_dir: str | None) -> Source:
     """``parse_source(text, base_dir=base_dir)``, the plain ``s3://bucket/key`` case first.
 
     Anything less plain (a query, surrounding blanks, no key) takes the full path, so
-    the rules themselves live only in ``batchrek.sources``. Raises ``SourceSyntaxError``.
+    the rules themselves live only in ``batchrek.manifest._sources``. Raises ``SourceSyntaxError``.
     """
     if text.startswith("s3://") and "?" not in text and not text[-1].isspace():
         bucket, slash, key = text[5:].partition("/")

@@ -14,8 +14,8 @@ from typing import Final
 
 from batchrek.manifest._build import decode_key, make_item, make_s3ref, to_source
 from batchrek.manifest._lines import LineBatch, problem
+from batchrek.manifest._sources import SourceSyntaxError
 from batchrek.models import Item, ManifestProblem, Source
-from batchrek.sources import SourceSyntaxError
 
 __all__ = ["CsvParser", "split_csv_line"]
 

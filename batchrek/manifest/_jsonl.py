@@ -14,8 +14,8 @@ import orjson
 
 from batchrek.manifest._build import make_item, to_source
 from batchrek.manifest._lines import LineBatch, problem
+from batchrek.manifest._sources import SourceSyntaxError
 from batchrek.models import Item, ManifestProblem
-from batchrek.sources import SourceSyntaxError
 
 __all__ = ["JsonlParser"]
 

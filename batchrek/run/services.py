@@ -1,0 +1,141 @@
+"""Open (and close) everything a run talks to: AWS clients, the sink, the image pool.
+
+Credentials come from botocore's own chain inside one aioboto3 Session (environment,
+profiles, SSO, web identity for pods, instance roles). The session keeps botocore's
+refreshable credentials, so an hour-long IRSA token is renewed in place: nothing here
+copies keys out of it.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import aioboto3
+import aiohttp
+import anyio
+from aiobotocore.config import AioConfig
+
+from batchrek.call.clientspeed import freeze_user_agent
+from batchrek.call.retry import botocore_config_kwargs
+from batchrek.config import Settings
+from batchrek.errors import ConfigError
+from batchrek.output.file import JsonlFileSink, Sink
+from batchrek.output.resume.scan import ResumeState, load_resume
+from batchrek.output.s3parts import S3PartSink
+from batchrek.prepare.fetch import Fetcher
+from batchrek.prepare.pool import ImagePool
+from batchrek.prepare.regions import BucketRegions
+from batchrek.prepare.route import Preparer, Stager
+
+__all__ = ["Services", "output_for_shard"]
+
+
+def output_for_shard(output: str, index: int | None, count: int | None) -> str:
+    """Each shard owns its own output: ``out.jsonl`` → ``out.shard-0003-of-0008.jsonl``.
+
+    An S3 prefix stays as it is: the sink names its part files by shard.
+    """
+    if not count or count <= 1 or output.startswith("s3://"):
+        return output
+    root, ext = os.path.splitext(output)
+    return f"{root}.shard-{index or 0:04d}-of-{count:04d}{ext or '.jsonl'}"
+
+
+@dataclass
+class Services:
+    region: str
+    session: Any
+    rekognition: Any
+    s3: Any
+    sink: Sink
+    resume: ResumeState | None
+    preparer: Preparer
+    output: str
+
+    @classmethod
+    async def open(cls, settings: Settings, stack: AsyncExitStack) -> Services:
+        session = aioboto3.Session(profile_name=settings.profile, region_name=settings.region)
+        region = settings.region or session.region_name or "us-east-1"
+        config = AioConfig(**botocore_config_kwargs(settings.concurrency))
+        rekognition = await stack.enter_async_context(
+            session.client(
+                "rekognition",
+                region_name=region,
+                endpoint_url=settings.endpoint_url,
+                config=config,
+            )
+        )
+        freeze_user_agent(rekognition)
+        s3_clients: dict[str, Any] = {}
+        s3_lock = anyio.Lock()
+
+        async def s3_for_region(bucket_region: str) -> Any:
+            async with s3_lock:
+                if bucket_region not in s3_clients:
+                    s3_clients[bucket_region] = await stack.enter_async_context(
+                        session.client(
+                            "s3",
+                            region_name=bucket_region,
+                            endpoint_url=settings.s3_endpoint_url,
+                            config=config,
+                        )
+                    )
+                return s3_clients[bucket_region]
+
+        s3 = await s3_for_region(region)
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        pool = ImagePool()
+        stack.callback(pool.close)
+        fetcher = Fetcher(
+            s3_for_region=s3_for_region,
+            http=http,
+            max_bytes=settings.max_source_bytes,
+            allow_http=settings.allow_http,
+            http_timeout_s=settings.http_timeout_s,
+        )
+        stack.callback(fetcher.close)
+        stager = None
+        if settings.oversize == "stage":
+            if not settings.staging_bucket:
+                raise ConfigError("oversize = stage needs staging_bucket = s3://bucket/prefix/")
+            stager = Stager(s3, settings.staging_bucket)
+        preparer = Preparer(
+            region=region,
+            fetcher=fetcher,
+            regions=BucketRegions(s3, default_region=region, pinned=settings.bucket_regions),
+            pool=pool,
+            oversize=settings.oversize,
+            stager=stager,
+        )
+        output = output_for_shard(settings.output, settings.shard_index, settings.shard_count)
+        resume: ResumeState | None = None
+        if settings.resume and not settings.dry_run:
+            sharded = (settings.shard_count or 1) > 1
+            resume = await load_resume(
+                output, s3=s3, shard=(settings.shard_index or 0) if sharded else None
+            )
+        sink: Sink
+        if output.startswith("s3://"):
+            sink = S3PartSink(
+                s3,
+                output,
+                shard=settings.shard_index or 0,
+                part_records=settings.part_records,
+                part_seconds=settings.part_seconds,
+            )
+        else:
+            sink = JsonlFileSink(output, truncate=not settings.resume)
+        stack.push_async_callback(sink.aclose)
+        return cls(
+            region=region,
+            session=session,
+            rekognition=rekognition,
+            s3=s3,
+            sink=sink,
+            resume=resume,
+            preparer=preparer,
+            output=output,
+        )
