@@ -1,7 +1,8 @@
 """The command line: parse and wire. Run control (signals, exit codes) is ``runner``.
 
 Exit codes: 0 every pair ok; 1 finished with failed pairs; 2 usage, configuration or
-manifest error; 130 stopped by SIGINT; 143 stopped by SIGTERM.
+manifest error, or a run-level failure the user must fix; 3 an endpoint was down for
+longer than outage_timeout_s (rerun later); 130 stopped by SIGINT; 143 by SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from batchrek.call import RUNNABLE
-from batchrek.errors import ConfigError, ManifestUnreadable
+from batchrek.errors import ConfigError, ManifestUnreadable, RunStopped, exit_code_of
 from batchrek.observe import setup_logging
-from batchrek.runner import EXIT_OK, EXIT_USAGE
+from batchrek.runner import EXIT_OK
 
 __all__ = ["main"]
 
@@ -49,6 +50,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", help="TPS per operation, or 'auto' to find the quota (default)")
     p.add_argument("--max-attempts", type=int, help="attempts per request (default 8)")
     p.add_argument("--item-deadline-s", type=float, help="give up retrying after this (300)")
+    p.add_argument(
+        "--outage-timeout-s",
+        type=float,
+        help="stop (exit 3) when an endpoint has failed for this long (default 600)",
+    )
+    p.add_argument("--spool-dir", help="S3 output: local folder for open part files")
     p.add_argument(
         "--no-resume",
         dest="resume",
@@ -184,9 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (ConfigError, ManifestUnreadable) as exc:
+    except (ConfigError, ManifestUnreadable, RunStopped) as exc:
         print(f"batchrek: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exit_code_of(exc)
     return code
 
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from batchrek.call import RUNNABLE, Operation, build_operations
+from batchrek.call import RUNNABLE, BreakerSettings, Operation, build_operations
 from batchrek.errors import ConfigError
 from batchrek.manifest import Selection
 from batchrek.models import Oversize
@@ -68,6 +68,12 @@ class Settings:
     grace_period_s: float = 25.0
     part_records: int = 10_000
     part_seconds: float = 60.0
+    spool_dir: str | None = None
+    outage_timeout_s: float = 600.0
+    breaker_threshold: int = 5
+    breaker_probe_s: float = 1.0
+    breaker_probe_max_s: float = 15.0
+    preflight_timeout_s: float = 10.0
     price_per_image: float = 0.001
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     rates: Mapping[str, float] = field(default_factory=dict)
@@ -89,6 +95,23 @@ class Settings:
 
     def build_operations(self) -> tuple[Operation, ...]:
         return build_operations(self.operations, self.params)
+
+    def breaker_settings(self) -> BreakerSettings:
+        return BreakerSettings(
+            threshold=self.breaker_threshold,
+            probe_s=self.breaker_probe_s,
+            probe_max_s=self.breaker_probe_max_s,
+            outage_timeout_s=self.outage_timeout_s,
+        )
+
+    def spool_root(self) -> str:
+        """Where an S3 output keeps the records of its open part files (see
+        ``output.spool``): ``spool_dir``, else ``$XDG_CACHE_HOME/batchrek/spool``
+        (``~/.cache/batchrek/spool``)."""
+        if self.spool_dir:
+            return os.path.abspath(os.path.expanduser(self.spool_dir))
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return os.path.join(cache, "batchrek", "spool")
 
     def fixed_rate(self, method: str) -> float | None:
         """The TPS set for an operation, or None when the rate is found automatically."""
@@ -226,6 +249,16 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"rate must be 'auto' or a number of TPS, not {s.rate!r}") from None
         if rate <= 0:
             raise ConfigError(f"rate must be positive, not {s.rate}")
+    for name in ("outage_timeout_s", "breaker_probe_s", "preflight_timeout_s"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{name} must be positive, not {getattr(s, name)}")
+    if s.breaker_threshold < 1:
+        raise ConfigError(f"breaker_threshold must be at least 1, not {s.breaker_threshold}")
+    if s.breaker_probe_max_s < s.breaker_probe_s:
+        raise ConfigError(
+            f"breaker_probe_max_s ({s.breaker_probe_max_s}) must be at least "
+            f"breaker_probe_s ({s.breaker_probe_s})"
+        )
     if s.limit is not None and s.limit < 0:
         raise ConfigError(f"limit must not be negative, not {s.limit}")
     if s.oversize == "stage" and not (s.staging_bucket or "").startswith("s3://"):

@@ -3,7 +3,22 @@
     BatchrekError
     ├── ConfigError          unusable configuration: the run stops, exit 2
     ├── ManifestUnreadable   the manifest itself cannot be opened or read: exit 2
+    ├── RunStopped           the whole run cannot go on (credentials, access, the
+    │   │                    collection or model, an account limit, the output):
+    │   │                    stop, record nothing it concerns, exit 2
+    │   └── ServiceOutage    an endpoint failed for longer than outage_timeout_s:
+    │                        exit 3, which a rerun (a Kubernetes Job's retry) resumes
     └── ItemError            one image cannot be processed: becomes one error record
+
+Each failure is one of three scopes. Retryable (throttles, 5xx, connection errors,
+timeouts) is retried, and when many calls to one endpoint fail at once a circuit
+breaker pauses them instead (``batchrek.call.breaker``). Permanent for the image
+(InvalidImageFormatException, NoSuchKey, CorruptImage ...) becomes one error record
+and the run goes on. Permanent for the run (``batchrek.call.stops_run``: no or
+invalid credentials, AccessDeniedException from Rekognition, ResourceNotFound /
+ResourceNotReady for the collection or model, an account limit) would be the same
+answer for every image: the run stops with ``RunStopped`` and those pairs are never
+recorded as done, so a rerun after the fix does the work.
 
 Foreign errors (botocore, aiohttp, Pillow, the OS) are translated at these named
 boundaries, and nowhere else; each failure is classified once there: retry,
@@ -22,7 +37,14 @@ permanent for the image, or permanent for the run.
     Manifest streams    batchrek.manifest._streams (botocore, aiohttp, OSError, zlib
                         -> StreamBroken / ManifestUnreadable); a folder manifest's
                         walk in batchrek.manifest._localdir (OSError).
-    Output writes       batchrek.output (OSError of the file sink; S3 part uploads).
+    Output writes       batchrek.output (OSError of the file sink; S3 part uploads,
+                        whose transient errors are retried by the injected
+                        ``call.TransientRetry`` and, when they never succeed,
+                        reported to the run as ``RunStopped``).
+    Transient retries   batchrek.call.transient: downloads (S3 GetObject, https GET)
+                        and part uploads are retried on what ``call.classify`` calls
+                        retryable; the last exception is re-raised unchanged for the
+                        boundary above it to translate.
 """
 
 from __future__ import annotations
@@ -30,13 +52,21 @@ from __future__ import annotations
 from batchrek.models import ErrorInfo
 
 __all__ = [
+    "EXIT_OUTAGE",
+    "EXIT_USAGE",
     "STOPS_A_RUN",
     "BatchrekError",
     "ConfigError",
     "ItemError",
     "ManifestUnreadable",
+    "RunStopped",
+    "ServiceOutage",
+    "exit_code_of",
     "stopping_error",
 ]
+
+EXIT_USAGE = 2  # nothing useful can run until the user fixes something
+EXIT_OUTAGE = 3  # an endpoint was down for longer than outage_timeout_s: retry later
 
 
 class BatchrekError(Exception):
@@ -49,6 +79,25 @@ class ConfigError(BatchrekError):
 
 class ManifestUnreadable(BatchrekError):
     """The manifest cannot be opened or read at all (one bad line is not this)."""
+
+
+class RunStopped(BatchrekError):
+    """The whole run cannot go on: every further call would fail the same way.
+
+    Raised before the first billed call by the preflight checks, or reported by a
+    worker, the breaker or the output during the run; the run then stops gracefully
+    (in-flight calls finish and are written) and exits with ``exit_code``. The pairs
+    it concerns are never recorded as done: a rerun after the fix does them.
+    """
+
+    exit_code = EXIT_USAGE
+
+
+class ServiceOutage(RunStopped):
+    """An endpoint (Rekognition, S3 or a URL host) failed for longer than
+    ``outage_timeout_s``. Nothing is wrong with the run itself: rerun later."""
+
+    exit_code = EXIT_OUTAGE
 
 
 class ItemError(BatchrekError):
@@ -73,7 +122,12 @@ def _rebuild_item_error(code: str, message: str, retryable: bool) -> ItemError:
     return ItemError(code, message, retryable=retryable)
 
 
-STOPS_A_RUN = (ConfigError, ManifestUnreadable)
+STOPS_A_RUN = (ConfigError, ManifestUnreadable, RunStopped)
+
+
+def exit_code_of(error: BatchrekError) -> int:
+    """The process exit code for a run-stopping error: 3 for an outage, else 2."""
+    return error.exit_code if isinstance(error, RunStopped) else EXIT_USAGE
 
 
 def stopping_error(group: BaseExceptionGroup[BaseException]) -> BatchrekError | None:

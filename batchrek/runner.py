@@ -5,7 +5,10 @@ SIGTERM/SIGINT stops gracefully, a second at once), the dry-run path, the metric
 files and pushes, the human summary on stderr, and the exit code.
 
 Exit codes: 0 every pair ok; 1 finished with failed pairs; 2 usage, configuration or
-manifest error; 130 stopped by SIGINT; 143 stopped by SIGTERM.
+manifest error, or a run-level failure (credentials, access, the collection or model,
+an output that cannot be written): fix and rerun; 3 an endpoint was down for longer
+than outage_timeout_s: rerun later (a Kubernetes Job may retry it); 130 stopped by
+SIGINT; 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ import anyio
 import orjson
 
 from batchrek.config import Settings
-from batchrek.errors import BatchrekError
+from batchrek.errors import EXIT_OUTAGE, BatchrekError
 from batchrek.run import RunOutcome, run_batch
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
+    "EXIT_OUTAGE",
     "EXIT_SIGNAL",
     "EXIT_USAGE",
     "export_metrics",
@@ -92,6 +96,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"p99 {lat.get('p99', 0):.0f}, max {lat.get('max', 0):.0f}",
         "  input:      " + ", ".join(f"{k} {v}" for k, v in summary.get("input", {}).items()),
     ]
+    for warning in summary.get("warnings") or ():
+        lines.append(f"  warning:    {warning}")
+    for endpoint, outage in (summary.get("outages") or {}).items():
+        lines.append(
+            f"  outages:    {endpoint}: paused {outage['trips']} time(s), "
+            f"{outage['probes']} probe(s)"
+        )
     failed_by = summary.get("failed_by_code") or {}
     if failed_by:
         lines.append(
@@ -116,6 +127,8 @@ async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = No
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(export_metrics, settings, outcome.summary)
     print(format_summary(outcome.summary), file=sys.stderr)
+    if outcome.stopped is not None:  # the last line says why, and what to do
+        print(f"batchrek: error: {outcome.stopped}", file=sys.stderr)
     return outcome.exit_code
 
 

@@ -56,7 +56,9 @@ def test_run_batch_in_process_writes_records_and_returns_the_outcome(
     assert outcome.interrupted is False
     assert outcome.summary["ok"] == 6
     assert all(r["meta"] == {"album": "a"} for r in records if r["status"] == "ok")
-    assert emu.stats()["total_requests"] == 6  # the bad file never reached the service
+    sent = {op: sum(n.values()) for op, n in emu.stats()["requests"].items()}
+    # The bad file never reached the service; ListCollections is the free preflight probe.
+    assert sent == {"DetectLabels": 3, "DetectText": 3, "ListCollections": 1}
 
 
 def test_settings_are_validated_when_built_directly() -> None:

@@ -1,15 +1,49 @@
 """Error classification and the per-call retry policy.
 
 This is the one boundary where botocore, aiohttp and OS errors become ``ErrorInfo``;
-nothing else in batchrek inspects them. The retry loop is tenacity's
-``AsyncRetrying`` with three batchrek choices:
+nothing else in batchrek inspects them. ``classify`` says whether an error is worth
+retrying; two predicates place it further:
+
+- ``is_outage``: the endpoint is failing (connection errors, timeouts, 5xx), not
+  the request. The circuit breaker (``call.breaker``) counts these per endpoint and
+  pauses calls when many fail at once. Throttles are not outages: the rate
+  controller answers them.
+- ``stops_run``: the answer would be the same for every image of the run, so the
+  run stops (``errors.RunStopped``, exit 2) and the pair is never recorded as done.
+  This is our reading of the service's errors (see ``RUN_CODES``):
+
+  * credentials: none found (botocore's NoCredentialsError, PartialCredentialsError,
+    a failed credential provider), UnrecognizedClientException /
+    InvalidClientTokenId (the key is unknown), InvalidSignatureException (a wrong
+    secret, or a clock far off), a missing or incomplete signature. An expired
+    token is retryable once a refresh succeeded; one that cannot be refreshed stops
+    the run (``run.work``).
+  * AccessDeniedException from Rekognition itself: the role lacks the operation's
+    permission. Image operations have no per-object IAM resource (an S3 object the
+    service cannot read is InvalidS3ObjectException, per image), so the same answer
+    comes for every call; but IAM is eventually consistent and policies can carry
+    conditions, so ``call.guard.RunGuard`` stops only after a streak of them for one
+    operation with no success in between (one alone is a retryable record).
+  * ResourceNotFoundException / ResourceNotReadyException: the collection (index_faces,
+    search_faces_by_image) or Custom Labels model (detect_custom_labels) named in
+    the parameters does not exist or is not running. The preflight checks both
+    before the first billed call; during the run one of them means it went away.
+  * LimitExceededException, ServiceQuotaExceededException,
+    HumanLoopQuotaExceededException: an account limit, not a fault of the image.
+
+  InvalidS3ObjectException stays per image (one key missing or unreadable); the
+  same code for every object of one bucket is reported once, with the bucket
+  (``run.work``).
+
+The retry loop is tenacity's ``AsyncRetrying`` with three batchrek choices:
 
 - full-jitter exponential back-off (AWS's recommendation: it spreads a herd of
   throttled callers instead of synchronising them),
 - a per-item deadline measured on the injected ``Clock``: no back-off sleep starts
   that would end past it,
 - permanent errors end the loop after one attempt; the loop never raises for an
-  ``Exception``, it returns an ``Outcome`` (cancellation still propagates).
+  ``Exception``, it returns an ``Outcome`` (cancellation and ``RunStopped``, which
+  ends the whole run rather than this call, still propagate).
 
 botocore must not retry underneath it (see ``botocore_config_kwargs``).
 """
@@ -26,22 +60,25 @@ import botocore.exceptions as bex
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result
 
 from batchrek.clock import Clock
-from batchrek.errors import ItemError
+from batchrek.errors import ItemError, RunStopped
 from batchrek.models import ErrorInfo
 
 __all__ = [
     "CREDENTIAL_CODES",
     "PERMANENT_CODES",
     "RETRYABLE_CODES",
+    "RUN_CODES",
     "THROTTLE_CODES",
     "Outcome",
     "RetryPolicy",
     "botocore_config_kwargs",
     "call_with_retry",
     "classify",
+    "is_outage",
     "is_quota_throttle",
     "is_throttle",
     "needs_credential_refresh",
+    "stops_run",
 ]
 
 T = TypeVar("T")
@@ -89,8 +126,37 @@ PERMANENT_CODES = frozenset(
         "ServiceQuotaExceededException",
         "HumanLoopQuotaExceededException",
         "ValidationException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "IncompleteSignatureException",
+        "MissingAuthenticationToken",
+        "MissingAuthenticationTokenException",
     }
 )
+# The same answer would come for every image of the run: stop it (see the module doc).
+RUN_CODES = frozenset(
+    {
+        "NoCredentials",
+        "CredentialsUnavailable",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "IncompleteSignatureException",
+        "MissingAuthenticationToken",
+        "MissingAuthenticationTokenException",
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+        "ResourceNotReadyException",
+        "LimitExceededException",
+        "ServiceQuotaExceededException",
+        "HumanLoopQuotaExceededException",
+    }
+)
+# Retryable, but about the request rate or a timeout the client chose, not the endpoint.
+_NOT_OUTAGE = frozenset({"HTTP429", "HTTP408"})
 
 
 def classify(exc: BaseException) -> ErrorInfo:
@@ -115,8 +181,10 @@ def classify(exc: BaseException) -> ErrorInfo:
         status = exc.status
         retryable = status >= 500 or status in (408, 429)
         return ErrorInfo(f"HTTP{status}", _describe(exc), retryable=retryable)
-    if isinstance(exc, bex.NoCredentialsError):
+    if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError):
         return ErrorInfo("NoCredentials", _describe(exc), retryable=False)
+    if isinstance(exc, bex.CredentialRetrievalError | bex.TokenRetrievalError):
+        return ErrorInfo("CredentialsUnavailable", _describe(exc), retryable=False)
     return ErrorInfo("InternalClientError", _describe(exc), retryable=False)
 
 
@@ -151,6 +219,23 @@ def is_quota_throttle(info: ErrorInfo) -> bool:
     of load-shedding ones (``AdaptiveRate.on_throttle(soft=True)``).
     """
     return info.code == "ProvisionedThroughputExceededException"
+
+
+def is_outage(info: ErrorInfo) -> bool:
+    """Whether the endpoint itself is failing (connection errors, timeouts, 5xx):
+    what the circuit breaker counts. Throttles and expired tokens are not."""
+    return (
+        info.retryable
+        and info.code not in THROTTLE_CODES
+        and info.code not in CREDENTIAL_CODES
+        and info.code not in _NOT_OUTAGE
+    )
+
+
+def stops_run(info: ErrorInfo) -> bool:
+    """Whether this answer would be the same for every image of the run (see the
+    module doc); AccessDeniedException stops it only after a streak (``RunGuard``)."""
+    return info.code in RUN_CODES
 
 
 def needs_credential_refresh(info: ErrorInfo) -> bool:
@@ -240,6 +325,8 @@ async def call_with_retry(
         attempts += 1
         try:
             return _Ok(await fn())
+        except RunStopped:  # the whole run stops: not this call's outcome
+            raise
         except Exception as exc:  # cancellation is a BaseException and propagates
             last = classify(exc)
             return _Failed(last)

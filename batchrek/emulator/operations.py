@@ -15,6 +15,7 @@ from batchrek.emulator import answers
 from batchrek.emulator.apierrors import invalid_parameter
 from batchrek.emulator.facestore import FaceStore
 from batchrek.emulator.images import ImageResolver, Picture
+from batchrek.emulator.projects import ModelStore, describe_project_versions, describe_projects
 from batchrek.emulator.validation import optional_number, require_string
 from batchrek.limits import limits_for
 
@@ -34,6 +35,7 @@ _FACE_MODEL = "7.0"
 class Context:
     resolver: ImageResolver
     faces: FaceStore
+    models: ModelStore
 
     async def picture(self, params: dict[str, Any], name: str, operation: str) -> Picture:
         return await self.resolver.resolve(params.get(name), limits_for(operation))
@@ -163,6 +165,7 @@ async def detect_custom_labels(ctx: Context, params: dict[str, Any]) -> Outcome:
     arn = require_string(params, "ProjectVersionArn")
     if not _PROJECT_VERSION_ARN.fullmatch(arn):
         raise invalid_parameter("ProjectVersionArn is not a project version ARN")
+    ctx.models.require_running(arn)
     max_results = _integer(params, "MaxResults", 1000, 0, 1_000_000)
     min_conf = optional_number(params, "MinConfidence", 50.0, 0.0, 100.0)
     pic = await ctx.picture(params, "Image", "DetectCustomLabels")
@@ -275,6 +278,26 @@ async def delete_collection(ctx: Context, params: dict[str, Any]) -> Outcome:
     return Outcome({"StatusCode": 200})
 
 
+async def describe_collection(ctx: Context, params: dict[str, Any]) -> Outcome:
+    collection = ctx.faces.get(_collection_id(params))
+    response = {
+        "FaceCount": len(collection.faces),
+        "FaceModelVersion": _FACE_MODEL,
+        "CollectionARN": collection.arn,
+        "CreationTimestamp": 1_700_000_000,
+        "UserCount": 0,
+    }
+    return Outcome(response)
+
+
+async def _describe_projects(ctx: Context, params: dict[str, Any]) -> Outcome:
+    return Outcome(await describe_projects(ctx.models, params))
+
+
+async def _describe_project_versions(ctx: Context, params: dict[str, Any]) -> Outcome:
+    return Outcome(await describe_project_versions(ctx.models, params))
+
+
 async def list_collections(ctx: Context, params: dict[str, Any]) -> Outcome:
     limit = _integer(params, "MaxResults", 1000, 0, 4096)
     token = params.get("NextToken", "0")
@@ -305,5 +328,8 @@ HANDLERS: dict[str, Handler] = {
     "CompareFaces": compare_faces,
     "CreateCollection": create_collection,
     "DeleteCollection": delete_collection,
+    "DescribeCollection": describe_collection,
     "ListCollections": list_collections,
+    "DescribeProjects": _describe_projects,
+    "DescribeProjectVersions": _describe_project_versions,
 }

@@ -44,8 +44,17 @@ def _respond(status: int, body: dict[str, Any]) -> web.Response:
     )
 
 
+def _access_key(authorization: str) -> str | None:
+    """The access key id of a SigV4 ``Authorization`` header (``Credential=AKID/...``)."""
+    start = authorization.find("Credential=")
+    if start < 0:
+        return None
+    return authorization[start + len("Credential=") :].split("/", 1)[0]
+
+
 async def _rekognition(request: web.Request) -> web.StreamResponse:
-    if not request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256"):
+    authorization = request.headers.get("Authorization", "")
+    if not authorization.startswith("AWS4-HMAC-SHA256"):
         return _respond(
             400,
             {
@@ -56,7 +65,9 @@ async def _rekognition(request: web.Request) -> web.StreamResponse:
     target = request.headers.get("X-Amz-Target", "")
     operation = target[len(_TARGET_PREFIX) :] if target.startswith(_TARGET_PREFIX) else target
     body = await request.read()
-    reply = await request.app[SERVICE_KEY].call(operation, body)
+    reply = await request.app[SERVICE_KEY].call(
+        operation, body, access_key=_access_key(authorization)
+    )
     if reply is None:
         # Drop: close without a response; aiohttp treats a cancelled handler as a
         # client that went away and closes quietly.

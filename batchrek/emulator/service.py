@@ -18,10 +18,11 @@ import orjson
 
 from batchrek.emulator.accounting import Stats
 from batchrek.emulator.apierrors import ServiceError
-from batchrek.emulator.facestore import FaceStore
+from batchrek.emulator.facestore import ACCOUNT_ID, FaceStore
 from batchrek.emulator.images import ImageResolver
 from batchrek.emulator.load import DROP, LoadModel
 from batchrek.emulator.operations import HANDLERS, Context
+from batchrek.emulator.projects import ModelStore
 from batchrek.emulator.s3access import S3Access
 from batchrek.emulator.settings import EmulatorSettings
 
@@ -48,12 +49,14 @@ class Service:
         self.load = LoadModel(settings)
         self.faces = FaceStore(settings.region)
         self.resolver = ImageResolver(s3)
-        self._ctx = Context(self.resolver, self.faces)
+        self.models = ModelStore(settings.region, settings.project_versions)
+        self._ctx = Context(self.resolver, self.faces, self.models)
 
     def configure(self, changes: Mapping[str, Any]) -> EmulatorSettings:
         """Apply a partial change of the live settings (raises SettingsError)."""
         self.settings = self.settings.changed(changes)
         self.load.configure(self.settings)
+        self.models.declare(self.settings.project_versions)
         return self.settings
 
     def reset(self, *, restore_settings: bool = False) -> None:
@@ -61,19 +64,24 @@ class Service:
         if restore_settings:
             self.settings = self._initial
             self.load.configure(self.settings)
+            self.models.declare(self.settings.project_versions)
         self.load.reset()
         self.stats.clear()
         self.faces.clear()
         self.resolver.clear()
 
-    async def call(self, operation: str, body: bytes) -> Reply | None:
-        """The reply to one call, or None when the connection must be dropped."""
+    async def call(
+        self, operation: str, body: bytes, *, access_key: str | None = None
+    ) -> Reply | None:
+        """The reply to one call, or None when the connection must be dropped.
+        ``access_key`` is the access key id the request was signed with."""
         handler = HANDLERS.get(operation)
         self.stats.started()
         outcome = "InternalServerError"
         try:
             if handler is None:
                 raise ServiceError("UnknownOperationException", f"Unknown operation {operation}")
+            self._authorise(operation, access_key)
             decision = self.load.decide(operation)
             if decision.delay_s > 0:
                 await asyncio.sleep(decision.delay_s)
@@ -95,6 +103,21 @@ class Service:
             return error_reply(ServiceError("InternalServerError", "Internal server error", 500))
         finally:
             self.stats.finished(operation or "-", outcome)
+
+    def _authorise(self, operation: str, access_key: str | None) -> None:
+        """As the service does before anything else: who is calling, and may they."""
+        keys = self.settings.access_keys
+        if keys is not None and access_key not in keys:
+            raise ServiceError(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        if operation in self.settings.denied_operations:
+            raise ServiceError(
+                "AccessDeniedException",
+                f"User: arn:aws:iam::{ACCOUNT_ID}:user/emulator is not authorized to perform: "
+                f"rekognition:{operation}",
+            )
 
     def __repr__(self) -> str:
         return f"Service(region={self.settings.region!r}, {self.stats!r})"

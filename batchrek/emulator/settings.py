@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchrek.emulator.projects import STATUSES
+
 __all__ = ["LIVE_FIELDS", "EmulatorSettings", "SettingsError"]
 
 
@@ -26,6 +28,13 @@ class EmulatorSettings:
     ``quota_tps`` is each operation's quota (``None``: unlimited);
     ``quota_overrides`` maps an API operation name to its own quota (``None`` there
     means unlimited for that operation even when ``quota_tps`` is set).
+
+    The account's side, to rehearse run-level failures: ``access_keys`` (``None``:
+    any key is accepted; otherwise a request signed with another access key id gets
+    UnrecognizedClientException), ``denied_operations`` (API names answered with
+    AccessDeniedException, as for a role without the permission) and
+    ``project_versions`` (the Custom Labels models and their status, see
+    ``emulator.projects``).
     """
 
     host: str = "127.0.0.1"
@@ -40,6 +49,9 @@ class EmulatorSettings:
     fault_rate: float = 0.0
     drop_rate: float = 0.0
     seed: int = 0
+    access_keys: tuple[str, ...] | None = None
+    denied_operations: tuple[str, ...] = ()
+    project_versions: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         for name in ("throttle_rate", "fault_rate", "drop_rate"):
@@ -53,6 +65,9 @@ class EmulatorSettings:
             raise SettingsError("quotas must be >= 0 (or null for unlimited)")
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port out of range: {self.port}")
+        bad = sorted(set((self.project_versions or {}).values()) - STATUSES)
+        if bad:
+            raise SettingsError(f"unknown model status(es) {bad}; use one of {sorted(STATUSES)}")
 
     def quota_for(self, operation: str) -> float | None:
         """The TPS quota for one API operation, or None when unlimited."""
@@ -68,6 +83,13 @@ class EmulatorSettings:
         values = dict(changes)
         if "quota_overrides" in values:
             values["quota_overrides"] = dict(values["quota_overrides"] or {})
+        for name in ("access_keys", "denied_operations"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
+        if values.get("denied_operations", ()) is None:
+            values["denied_operations"] = ()
+        if values.get("project_versions") is not None:
+            values["project_versions"] = dict(values["project_versions"])
         try:
             return dataclasses.replace(self, **values)
         except TypeError as exc:
@@ -76,13 +98,20 @@ class EmulatorSettings:
     def live(self) -> dict[str, Any]:
         """The live fields as JSON-ready values (what ``changed`` accepts)."""
         out = {name: getattr(self, name) for name in sorted(LIVE_FIELDS)}
-        out["quota_overrides"] = dict(self.quota_overrides)
-        return out
+        return _jsonable(out)
 
     def as_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["quota_overrides"] = dict(self.quota_overrides)
-        return out
+        return _jsonable(dataclasses.asdict(self))
+
+
+def _jsonable(out: dict[str, Any]) -> dict[str, Any]:
+    out["quota_overrides"] = dict(out["quota_overrides"])
+    if out.get("project_versions") is not None:
+        out["project_versions"] = dict(out["project_versions"])
+    for name in ("access_keys", "denied_operations"):
+        if out.get(name) is not None:
+            out[name] = list(out[name])
+    return out
 
 
 LIVE_FIELDS = frozenset(
@@ -95,5 +124,8 @@ LIVE_FIELDS = frozenset(
         "fault_rate",
         "drop_rate",
         "seed",
+        "access_keys",
+        "denied_operations",
+        "project_versions",
     }
 )

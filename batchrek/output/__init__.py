@@ -7,6 +7,9 @@ line and hands it to a ``Sink``, which batches the lines and makes them durable.
   and fsynced at the pipeline's durability points;
 - ``S3PartSink`` (``s3parts``): ``s3://bucket/prefix/`` as rolling part files, each one
   an object that appears whole or not at all;
+- ``Spool`` (``spool``): an S3 output's open part files kept on local disk too, so a
+  kill loses only the calls in flight; ``recover_spool`` (``recover``) uploads what
+  a stopped run left there before the next run reads the prefix;
 - ``load_resume`` (``resume``): before a rerun writes, index the pairs the existing
   output already holds, repair a torn tail and compact superseded records, so the
   output ends with exactly one record per (id, operation).
@@ -17,16 +20,21 @@ Other packages import from here, never from the modules.
 from __future__ import annotations
 
 from batchrek.output.file import JsonlFileSink, Sink
+from batchrek.output.recover import recover_spool
 from batchrek.output.resume import ResumeIndex, ResumeState, load_resume, pair_key
-from batchrek.output.s3parts import S3Client, S3PartSink
+from batchrek.output.s3parts import Retrier, S3Client, S3PartSink
+from batchrek.output.spool import Spool
 
 __all__ = [
     "JsonlFileSink",
     "ResumeIndex",
     "ResumeState",
+    "Retrier",
     "S3Client",
     "S3PartSink",
     "Sink",
+    "Spool",
     "load_resume",
     "pair_key",
+    "recover_spool",
 ]

@@ -16,6 +16,17 @@ listings). The next run's resume (``batchrek.output.resume.s3``) aborts the part
 uploads under the prefix (of its shard) before writing, and compacts superseded
 records into new part files; a bucket lifecycle rule ``AbortIncompleteMultipartUpload``
 is the backstop for prefixes never rerun.
+
+Every S3 call goes through the injected ``retry`` (the run gives
+``call.TransientRetry``): SlowDown, 5xx and connection errors are retried with
+back-off behind the S3 endpoint's circuit breaker. With a ``spool`` (the run always
+gives one, see ``output.spool``) each record is also written to a local file for
+its part, deleted once the part is completed, so a kill loses only the calls in
+flight; and a part that still cannot be uploaded does not fail the writer: the sink
+"stalls", keeps every further record in the spool only, makes no more S3 calls, and
+reports ``on_stall(error, where)`` once, so the run stops billing and says so. The
+next run uploads the spool first (``output.recover``). Without a spool a failed
+upload fails the sink (its error is raised by every later write).
 """
 
 from __future__ import annotations
@@ -24,24 +35,31 @@ import contextlib
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
 from batchrek.clock import Clock, SystemClock
 from batchrek.output.file import check_record
+from batchrek.output.spool import Spool, SpoolFile
 from batchrek.s3uri import parse_s3_prefix
 
 __all__ = [
     "MIN_PART_BYTES",
     "PART_BYTES",
+    "Retrier",
     "S3Client",
     "S3PartSink",
     "new_run_stamp",
+    "once",
     "part_shard",
     "shard_label",
 ]
+
+T = TypeVar("T")
 
 MIN_PART_BYTES = 5 * 1024 * 1024
 PART_BYTES = 8 * 1024 * 1024
@@ -61,6 +79,31 @@ class S3Client(Protocol):
     async def list_objects_v2(self, **kwargs: Any) -> Any: ...
     async def get_object(self, **kwargs: Any) -> Any: ...
     async def delete_objects(self, **kwargs: Any) -> Any: ...
+    async def head_object(self, **kwargs: Any) -> Any: ...
+
+
+class Retrier(Protocol):
+    """Retries one endpoint's transient failures (``call.TransientRetry`` is one)."""
+
+    async def __call__(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        endpoint: str,
+        name: str | None = None,
+        fatal: bool = True,
+    ) -> T: ...
+
+
+async def once(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    endpoint: str,
+    name: str | None = None,
+    fatal: bool = True,
+) -> T:
+    """No retry: the default Retrier (unit tests, scripts)."""
+    return await fn()
 
 
 def new_run_stamp() -> str:
@@ -92,6 +135,7 @@ class _OpenPart:
     records: int = 0
     upload_id: str | None = None
     etags: list[str] = field(default_factory=list)
+    spooled: SpoolFile | None = None
 
 
 class S3PartSink:
@@ -108,6 +152,9 @@ class S3PartSink:
         part_bytes: int = PART_BYTES,
         run_stamp: str | None = None,
         clock: Clock | None = None,
+        retry: Retrier = once,
+        spool: Spool | None = None,
+        on_stall: Callable[[BaseException, str], None] | None = None,
     ) -> None:
         if part_bytes < MIN_PART_BYTES:
             raise ValueError(f"part_bytes must be at least {MIN_PART_BYTES} (S3's minimum)")
@@ -130,6 +177,17 @@ class S3PartSink:
         self._lock = anyio.Lock()
         self._closed = False
         self._failed: BaseException | None = None
+        self._retry = retry
+        self._endpoint = str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "s3")
+        self._spool = spool
+        self._on_stall = on_stall
+        self.stalled: BaseException | None = None  # an upload that never succeeded
+        self._stalled_records = 0
+
+    @property
+    def spooled_records(self) -> int:
+        """Records kept only in the local spool (after a stall)."""
+        return self._stalled_records
 
     async def write(self, record: bytes) -> None:
         if self._closed:
@@ -140,8 +198,13 @@ class S3PartSink:
         part = self._open
         if part is None:
             part = self._open = self._new_part()
-        self._buf += record
         part.records += 1
+        if part.spooled is not None:
+            await part.spooled.sink.write(record)
+        if self.stalled is not None:
+            self._stalled_records += 1
+            return
+        self._buf += record
         if (
             len(self._buf) >= self._part_bytes
             or part.records >= self._part_records
@@ -158,7 +221,10 @@ class S3PartSink:
         """
         if self._closed or self._failed is not None:
             return
-        if self._open is not None and self._aged(self._open):
+        part = self._open
+        if part is not None and part.spooled is not None:
+            await part.spooled.sink.flush(durable=durable)
+        if self.stalled is None and part is not None and self._aged(part):
             async with self._lock:
                 await self._progress(close=False)
 
@@ -168,13 +234,27 @@ class S3PartSink:
         with anyio.CancelScope(shield=True):
             async with self._lock:
                 self._closed = True
-                if self._failed is None:
+                if self._failed is None and self.stalled is None:
                     await self._progress(close=True)
+                part, self._open = self._open, None
+                if part is not None and part.spooled is not None:  # stalled: kept for a rerun
+                    await part.spooled.sink.aclose()
 
     def _new_part(self) -> _OpenPart:
-        key = f"{self.prefix}part-{self.run_stamp}-{self.shard}-{self._seq:06d}.jsonl"
+        name = f"part-{self.run_stamp}-{self.shard}-{self._seq:06d}.jsonl"
         self._seq += 1
-        return _OpenPart(key=key, opened_at=self._clock.monotonic())
+        spooled = self._spool.start(name) if self._spool is not None else None
+        return _OpenPart(
+            key=f"{self.prefix}{name}", opened_at=self._clock.monotonic(), spooled=spooled
+        )
+
+    async def _s3(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
+        """One S3 call of the sink, retried on transient errors."""
+        return await self._retry(
+            partial(method, **kwargs),
+            endpoint=f"s3 {self._endpoint}",
+            name=f"the S3 endpoint {self._endpoint}",
+        )
 
     def _aged(self, part: _OpenPart) -> bool:
         return self._clock.monotonic() - part.opened_at >= self._part_seconds
@@ -192,26 +272,54 @@ class S3PartSink:
                     await self._upload_part(part)
                 if close or part.records >= self._part_records or self._aged(part):
                     await self._complete(part)
+        except Exception as exc:
+            if self._spool is None:
+                self._failed = exc
+                self._open = None
+                await self._abort(part)
+                raise
+            await self._stall(part, exc)
         except BaseException as exc:
             self._failed = exc
             self._open = None
             await self._abort(part)
             raise
 
+    async def _stall(self, part: _OpenPart, exc: Exception) -> None:
+        """An upload failed for good: keep everything in the spool from now on."""
+        self.stalled = exc
+        self._buf = bytearray()
+        await self._abort(part)
+        if self._open is None:
+            self._open = part  # its spool file takes the records from now on
+        elif part.spooled is not None:  # a newer part took over: this file is whole
+            await part.spooled.sink.aclose()
+        self._stalled_records = part.records + (self._open.records if self._open is not part else 0)
+        if self._on_stall is not None:
+            self._on_stall(exc, f"s3://{self.bucket}/{part.key}")
+
     async def _upload_part(self, part: _OpenPart) -> None:
         data = bytes(self._buf)
         self._buf = bytearray()
         if part.upload_id is None:
-            created = await self._client.create_multipart_upload(
-                Bucket=self.bucket, Key=part.key, ContentType=_CONTENT_TYPE
+            created = await self._s3(
+                self._client.create_multipart_upload,
+                Bucket=self.bucket,
+                Key=part.key,
+                ContentType=_CONTENT_TYPE,
             )
             part.upload_id = created["UploadId"]
         await self._send_part(part, data)
 
     async def _send_part(self, part: _OpenPart, data: bytes) -> None:
         number = len(part.etags) + 1
-        sent = await self._client.upload_part(
-            Bucket=self.bucket, Key=part.key, UploadId=part.upload_id, PartNumber=number, Body=data
+        sent = await self._s3(
+            self._client.upload_part,
+            Bucket=self.bucket,
+            Key=part.key,
+            UploadId=part.upload_id,
+            PartNumber=number,
+            Body=data,
         )
         part.etags.append(sent["ETag"])
         self.parts_uploaded += 1
@@ -220,22 +328,48 @@ class S3PartSink:
         self._open = None
         data = bytes(self._buf)
         self._buf = bytearray()
+        if part.spooled is not None:  # the spool holds every record before S3 does
+            await part.spooled.sink.flush()
         if part.upload_id is None:
-            await self._client.put_object(
-                Bucket=self.bucket, Key=part.key, Body=data, ContentType=_CONTENT_TYPE
+            await self._s3(
+                self._client.put_object,
+                Bucket=self.bucket,
+                Key=part.key,
+                Body=data,
+                ContentType=_CONTENT_TYPE,
             )
         else:
             if data:
                 await self._send_part(part, data)
             parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(part.etags, 1)]
-            await self._client.complete_multipart_upload(
+            await self._complete_upload(part, parts)
+        self.keys_written.append(part.key)
+        self.records_written += part.records
+        if part.spooled is not None and self._spool is not None:
+            await self._spool.finish(part.spooled)
+
+    async def _complete_upload(self, part: _OpenPart, parts: list[dict[str, Any]]) -> None:
+        try:
+            await self._s3(
+                self._client.complete_multipart_upload,
                 Bucket=self.bucket,
                 Key=part.key,
                 UploadId=part.upload_id,
                 MultipartUpload={"Parts": parts},
             )
-        self.keys_written.append(part.key)
-        self.records_written += part.records
+        except Exception as exc:
+            # A retry after a completion whose answer was lost finds the upload gone:
+            # the object is there, and complete.
+            code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+            if code != "NoSuchUpload" or not await self._exists(part.key):
+                raise
+
+    async def _exists(self, key: str) -> bool:
+        try:
+            await self._s3(self._client.head_object, Bucket=self.bucket, Key=key)
+        except Exception:
+            return False
+        return True
 
     async def _abort(self, part: _OpenPart) -> None:
         if part.upload_id is None:

@@ -16,7 +16,7 @@ Other packages import from here, never from the modules.
 
 from __future__ import annotations
 
-from batchrek.prepare.fetch import Fetcher
+from batchrek.prepare.fetch import Fetcher, Retrier
 from batchrek.prepare.imaging import TO_DISPLAY
 from batchrek.prepare.pool import ImagePool, usable_cores
 from batchrek.prepare.regions import BucketRegions
@@ -29,6 +29,7 @@ __all__ = [
     "ImagePool",
     "ItemPrep",
     "Preparer",
+    "Retrier",
     "Stager",
     "content_key",
     "usable_cores",

@@ -2,21 +2,56 @@
 
 Every fetch is capped in size before the bytes are held, so a mislabelled 2 GB video
 in a manifest costs one error record, not the run's memory.
+
+S3 GetObject and https GET go through the injected ``Retrier`` (the run gives
+``call.TransientRetry``): SlowDown, 5xx, connection errors and timeouts are retried
+with back-off behind the endpoint's (or the URL host's) circuit breaker; the last
+error, when it never succeeds, is translated here as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from functools import partial
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from batchrek.errors import ItemError
 from batchrek.models import HttpUrl, LocalPath, S3Ref
 
-__all__ = ["Fetcher"]
+__all__ = ["Fetcher", "Retrier"]
+
+T = TypeVar("T")
+
+
+class Retrier(Protocol):
+    """Retries one endpoint's transient failures (``call.TransientRetry`` is one)."""
+
+    async def __call__(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        endpoint: str,
+        name: str | None = None,
+        fatal: bool = True,
+    ) -> T: ...
+
+
+async def _once(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    endpoint: str,
+    name: str | None = None,
+    fatal: bool = True,
+) -> T:
+    """No retry: the default when no Retrier is given (unit tests, scripts)."""
+    return await fn()
+
 
 _CHUNK = 1024 * 1024
 # Local reads go to a thread in batches: the reads asked for in one turn of the event
@@ -132,8 +167,10 @@ class Fetcher:
         max_bytes: int,
         allow_http: bool,
         http_timeout_s: float,
+        retry: Retrier = _once,
     ) -> None:
         self._s3_for_region = s3_for_region
+        self._retry = retry
         self._http = http
         self._max = max_bytes
         self._allow_http = allow_http
@@ -165,12 +202,17 @@ class Fetcher:
         kwargs: dict[str, Any] = {"Bucket": src.bucket, "Key": src.key}
         if src.version:
             kwargs["VersionId"] = src.version
+        url = str(getattr(getattr(client, "meta", None), "endpoint_url", "") or f"s3 {region}")
+        get = partial(self._s3_get, client, str(src), kwargs)
+        return await self._retry(get, endpoint=f"s3 {url}", name=f"the S3 endpoint {url}")
+
+    async def _s3_get(self, client: Any, what: str, kwargs: dict[str, Any]) -> bytes:
         response = await client.get_object(**kwargs)
         size = int(response.get("ContentLength") or 0)
         body = response["Body"]
         try:
             if size > self._max:
-                raise _too_big(str(src), size, self._max)
+                raise _too_big(what, size, self._max)
             data = await body.read()
         finally:
             body.close()
@@ -183,28 +225,39 @@ class Fetcher:
             )
         if self._http is None:
             raise ItemError("InternalClientError", "no HTTP session for URL sources")
+        host = urlsplit(src.url).netloc.lower()
         try:
-            async with self._http.get(src.url, timeout=self._timeout) as resp:
-                if resp.status == 404:
-                    raise ItemError("SourceNotFound", f"HTTP 404 for {src.url}")
-                if resp.status >= 400:
-                    raise ItemError(
-                        "DownloadFailed",
-                        f"HTTP {resp.status} for {src.url}",
-                        retryable=resp.status >= 500 or resp.status == 429,
-                    )
-                declared = resp.content_length
-                if declared is not None and declared > self._max:
-                    raise _too_big(src.url, declared, self._max)
-                chunks: list[bytes] = []
-                total = 0
-                async for chunk in resp.content.iter_chunked(_CHUNK):
-                    total += len(chunk)
-                    if total > self._max:
-                        raise _too_big(src.url, total, self._max)
-                    chunks.append(chunk)
-                return b"".join(chunks)
+            return await self._retry(
+                partial(self._http_get, self._http, src.url),
+                endpoint=f"url {host}",
+                name=f"the host {host}",
+                fatal=False,  # one dead host among many must not stop the run
+            )
+        except aiohttp.ClientResponseError as exc:
+            if exc.status == 404:
+                raise ItemError("SourceNotFound", f"HTTP 404 for {src.url}") from None
+            raise ItemError(
+                "DownloadFailed",
+                f"HTTP {exc.status} for {src.url}",
+                retryable=exc.status >= 500 or exc.status in (408, 429),
+            ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ItemError(
                 "DownloadFailed", f"{type(exc).__name__} fetching {src.url}: {exc}", retryable=True
             ) from None
+
+    async def _http_get(self, http: aiohttp.ClientSession, url: str) -> bytes:
+        """One GET; a status >= 400 raises ClientResponseError (the retrier reads it)."""
+        async with http.get(url, timeout=self._timeout) as resp:
+            resp.raise_for_status()
+            declared = resp.content_length
+            if declared is not None and declared > self._max:
+                raise _too_big(url, declared, self._max)
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in resp.content.iter_chunked(_CHUNK):
+                total += len(chunk)
+                if total > self._max:
+                    raise _too_big(url, total, self._max)
+                chunks.append(chunk)
+            return b"".join(chunks)

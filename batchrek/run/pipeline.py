@@ -5,6 +5,8 @@
     workers: ItemWorker.process (prepare once, per operation: token, slot, call)
     ──Result──▶ bounded stream ──▶ the one writer (sink)
     ticker: metrics.tick() every second, durable flush, rate/concurrency control
+    halt: a run-level failure (``RunStopped``) stops the run the way SIGTERM does:
+          no new item or attempt starts, in-flight calls finish and are written
 
 Memory is bounded by the two streams and the workers: nothing per item outlives
 its result line.
@@ -25,21 +27,25 @@ import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from batchrek.call import (
+    Breakers,
     ConcurrencyController,
     ConcurrencyLimit,
     Operation,
     RateControl,
     RetryPolicy,
+    RunGuard,
+    preflight,
 )
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
-from batchrek.errors import stopping_error
+from batchrek.errors import RunStopped, stopping_error
 from batchrek.limits import default_tps
 from batchrek.manifest import read_manifest
 from batchrek.models import Item, ManifestProblem, Result
 from batchrek.observe import RunMetrics, run_progress
 from batchrek.run import streams
 from batchrek.run.dedupe import Deduper
+from batchrek.run.halt import Halt
 from batchrek.run.records import MANIFEST_OPERATION, problem_result
 from batchrek.run.services import Services
 from batchrek.run.work import ItemWorker, Work
@@ -49,12 +55,18 @@ __all__ = ["RunOutcome", "run_batch"]
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
+    """How a run ended. ``stopped`` is the run-level failure that stopped it early
+    (exit 2, or 3 for an outage), if one did."""
+
     summary: dict[str, Any]
     failed_pairs: int
     interrupted: bool
+    stopped: RunStopped | None = None
 
     @property
     def exit_code(self) -> int:
+        if self.stopped is not None:
+            return self.stopped.exit_code
         return 1 if self.failed_pairs else 0
 
 
@@ -83,9 +95,13 @@ class _Run:
         ops: tuple[Operation, ...],
         metrics: RunMetrics,
         clock: Clock,
+        *,
+        halt: Halt,
+        breakers: Breakers,
     ) -> None:
         self.s = settings
         self.svc = services
+        self.halt = halt
         self.ops = ops
         self.metrics = metrics
         self.clock = clock
@@ -93,6 +109,7 @@ class _Run:
         self.inflight_limit = ConcurrencyLimit(settings.concurrency)
         self.concurrency = ConcurrencyController(settings.concurrency, rate=self._total_rate)
         self.inflight_limit.limit = self.concurrency.limit
+        endpoint = services.rekognition_endpoint
         self.worker = ItemWorker(
             rekognition=services.rekognition,
             preparer=services.preparer,
@@ -106,6 +123,20 @@ class _Run:
             oversize=settings.oversize,
             metrics=metrics,
             clock=clock,
+            breaker=breakers.get(
+                f"rekognition {endpoint}", name=f"the Rekognition endpoint {endpoint}"
+            ),
+            guard=RunGuard(region=services.region, endpoint=endpoint),
+            halt=halt,
+            preflight=partial(
+                preflight,
+                services.rekognition,
+                ops,
+                region=services.region,
+                connect_timeout_s=settings.preflight_timeout_s,
+                outage_timeout_s=settings.outage_timeout_s,
+                clock=clock,
+            ),
         )
         self.stopping = False
         self.problems = 0  # manifest problems recorded by this run
@@ -261,9 +292,13 @@ async def run_batch(
     clock = clock or SystemClock()
     ops = settings.build_operations()
     metrics = RunMetrics(clock, [op.method for op in ops])
+    halt = Halt()
+    breakers = Breakers(settings.breaker_settings(), clock=clock)
     async with AsyncExitStack() as stack:
-        services = await Services.open(settings, stack)
-        run = _Run(settings, services, ops, metrics, clock)
+        services = await Services.open(
+            settings, stack, ops=ops, clock=clock, breakers=breakers, halt=halt
+        )
+        run = _Run(settings, services, ops, metrics, clock, halt=halt, breakers=breakers)
         try:
             await _drive(run, stop)
         except BaseExceptionGroup as group:
@@ -273,10 +308,16 @@ async def run_batch(
             raise
         await services.sink.flush(durable=True)
     metrics.finish()
+    for breaker in breakers.tripped():
+        metrics.outage(breaker.name, trips=breaker.trips, probes=breaker.probes)
+    if halt.error is not None:
+        metrics.stopped(str(halt.error), exit_code=halt.error.exit_code)
     summary = metrics.summary()
     failed = run.failed + (services.resume.failed if services.resume is not None else 0)
     interrupted = stop is not None and stop.is_set()
-    return RunOutcome(summary=summary, failed_pairs=failed, interrupted=interrupted)
+    return RunOutcome(
+        summary=summary, failed_pairs=failed, interrupted=interrupted, stopped=halt.error
+    )
 
 
 async def _drive(run: _Run, stop: anyio.Event | None) -> None:
@@ -306,8 +347,7 @@ async def _drive(run: _Run, stop: anyio.Event | None) -> None:
                     with producer_scope:
                         await run.produce(work_send)
 
-                if stop is not None:
-                    aux.start_soon(_watch_stop, run, stop, producer_scope, tg.cancel_scope)
+                aux.start_soon(_watch_stop, run, stop, producer_scope, tg.cancel_scope)
                 tg.start_soon(_producer)
                 async with res_send:
                     for _ in range(width):
@@ -317,9 +357,21 @@ async def _drive(run: _Run, stop: anyio.Event | None) -> None:
 
 
 async def _watch_stop(
-    run: _Run, stop: anyio.Event, producer_scope: anyio.CancelScope, workers: anyio.CancelScope
+    run: _Run,
+    stop: anyio.Event | None,
+    producer_scope: anyio.CancelScope,
+    workers: anyio.CancelScope,
 ) -> None:
-    await stop.wait()
+    """Stop taking work on the caller's ``stop`` (a signal) or the run's own halt."""
+    async with anyio.create_task_group() as first:
+
+        async def wait(event: anyio.Event) -> None:
+            await event.wait()
+            first.cancel_scope.cancel()
+
+        first.start_soon(wait, run.halt.tripped)
+        if stop is not None:
+            first.start_soon(wait, stop)
     run.stopping = True
     producer_scope.cancel()
     # In-flight calls get the grace period to finish and be written; then they go.

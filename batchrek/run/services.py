@@ -4,6 +4,10 @@ Credentials come from botocore's own chain inside one aioboto3 Session (environm
 profiles, SSO, web identity for pods, instance roles). The session keeps botocore's
 refreshable credentials, so an hour-long IRSA token is renewed in place: nothing here
 copies keys out of it.
+
+Downloads and S3 part uploads get
+one ``call.TransientRetry`` sharing the run's circuit breakers; an S3 output gets its
+local spool, and what a stopped run left in it is uploaded first.
 """
 
 from __future__ import annotations
@@ -18,11 +22,30 @@ import aiohttp
 import anyio
 from aiobotocore.config import AioConfig
 
-from batchrek.call import botocore_config_kwargs, freeze_user_agent
+from batchrek.call import (
+    Breakers,
+    Operation,
+    RetryPolicy,
+    TransientRetry,
+    botocore_config_kwargs,
+    classify,
+    freeze_user_agent,
+    is_outage,
+)
+from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
-from batchrek.errors import ConfigError
-from batchrek.output import JsonlFileSink, ResumeState, S3PartSink, Sink, load_resume
+from batchrek.errors import ConfigError, RunStopped, ServiceOutage
+from batchrek.output import (
+    JsonlFileSink,
+    ResumeState,
+    S3PartSink,
+    Sink,
+    Spool,
+    load_resume,
+    recover_spool,
+)
 from batchrek.prepare import BucketRegions, Fetcher, ImagePool, Preparer, Stager
+from batchrek.run.halt import Halt
 
 __all__ = ["Services", "output_for_shard"]
 
@@ -48,9 +71,22 @@ class Services:
     resume: ResumeState | None
     preparer: Preparer
     output: str
+    rekognition_endpoint: str
 
     @classmethod
-    async def open(cls, settings: Settings, stack: AsyncExitStack) -> Services:
+    async def open(
+        cls,
+        settings: Settings,
+        stack: AsyncExitStack,
+        *,
+        ops: tuple[Operation, ...] | None = None,
+        clock: Clock | None = None,
+        breakers: Breakers | None = None,
+        halt: Halt | None = None,
+    ) -> Services:
+        """``ops`` given: a real run (an S3 output is spooled and recovered)."""
+        clock = clock or SystemClock()
+        breakers = breakers or Breakers(settings.breaker_settings(), clock=clock)
         session = aioboto3.Session(profile_name=settings.profile, region_name=settings.region)
         region = settings.region or session.region_name or "us-east-1"
         config = AioConfig(**botocore_config_kwargs(settings.concurrency))
@@ -63,6 +99,12 @@ class Services:
             )
         )
         freeze_user_agent(rekognition)
+        endpoint = str(rekognition.meta.endpoint_url)
+        retry = TransientRetry(
+            RetryPolicy(max_attempts=settings.max_attempts, deadline_s=settings.item_deadline_s),
+            breakers,
+            clock=clock,
+        )
         s3_clients: dict[str, Any] = {}
         s3_lock = anyio.Lock()
 
@@ -89,6 +131,7 @@ class Services:
             max_bytes=settings.max_source_bytes,
             allow_http=settings.allow_http,
             http_timeout_s=settings.http_timeout_s,
+            retry=retry,
         )
         stack.callback(fetcher.close)
         stager = None
@@ -105,6 +148,12 @@ class Services:
             stager=stager,
         )
         output = output_for_shard(settings.output, settings.shard_index, settings.shard_count)
+        spool: Spool | None = None
+        if output.startswith("s3://") and ops is not None and not settings.dry_run:
+            spool = Spool(settings.spool_root(), output, f"{settings.shard_index or 0:04d}")
+            await anyio.to_thread.run_sync(spool.open)
+            stack.callback(spool.close)
+            await recover_spool(s3, output, spool, retry=retry)
         resume: ResumeState | None = None
         if settings.resume and not settings.dry_run:
             sharded = (settings.shard_count or 1) > 1
@@ -119,6 +168,10 @@ class Services:
                 shard=settings.shard_index or 0,
                 part_records=settings.part_records,
                 part_seconds=settings.part_seconds,
+                clock=clock,
+                retry=retry,
+                spool=spool,
+                on_stall=_stall_reporter(halt, spool),
             )
         else:
             sink = JsonlFileSink(output, truncate=not settings.resume)
@@ -132,4 +185,27 @@ class Services:
             resume=resume,
             preparer=preparer,
             output=output,
+            rekognition_endpoint=endpoint,
         )
+
+
+def _stall_reporter(halt: Halt | None, spool: Spool | None) -> Any:
+    """What the S3 sink calls once when a part can never be uploaded: stop the run
+    (exit 3 when S3 was failing or slowing down, 2 when it refused), naming the fix."""
+
+    def stalled(exc: BaseException, where: str) -> None:
+        if halt is None:
+            return
+        info = classify(exc)
+        kept = f"the results wait in the spool {spool.dir}" if spool is not None else ""
+        said = f"cannot write the S3 output {where} ({info.code}: {info.message})"
+        tail = f"Nothing is lost: {kept}; rerun with the same -o on this machine to upload them"
+        if isinstance(exc, RunStopped):
+            halt(type(exc)(f"{said}. {tail}"))
+        elif info.retryable:
+            why = "failing" if is_outage(info) else "slowing down"
+            halt(ServiceOutage(f"{said}: S3 kept {why} after every retry. {tail} and finish"))
+        else:
+            halt(RunStopped(f"{said}: check the bucket and the role's s3:PutObject. {tail}"))
+
+    return stalled

@@ -2,10 +2,15 @@
 paced, bounded, retried call (with the Bytes fallback), and one record each.
 
     Item ─▶ dedupe claim ─▶ prepare (once per set of limits) ─▶ per operation:
-            rate token ─▶ in-flight slot ─▶ call (retried) ─▶ Result ─▶ the writer
+            breaker ─▶ rate token ─▶ in-flight slot ─▶ call (retried) ─▶ Result ─▶ the writer
 
 Nothing here reads botocore errors: ``call.classify`` translates every exception into
-an ``ErrorInfo`` first.
+an ``ErrorInfo`` first. A failure that says the whole run is wrong (``call.RunGuard``)
+or an outage past its timeout (the breaker) is ``RunStopped``: the item gets no
+record (a rerun does it), ``Halt`` tells the run, which stops taking work, and no
+further attempt starts once the run is stopping. The run's preflight checks
+(``call.preflight``) run once, when the first call is about to be made: a rerun with
+nothing left to do, or a manifest that cannot be read, calls nothing at all.
 """
 
 from __future__ import annotations
@@ -19,26 +24,33 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from batchrek.call import (
+    CircuitBreaker,
     ConcurrencyController,
     ConcurrencyLimit,
     Operation,
     Outcome,
     RateControl,
     RetryPolicy,
+    RunGuard,
     call_with_retry,
     classify,
+    expired_token_stop,
     force_refresh,
+    guarded,
     is_quota_throttle,
     is_throttle,
     needs_credential_refresh,
     trim_response,
 )
 from batchrek.clock import Clock
+from batchrek.errors import RunStopped
 from batchrek.models import ErrorInfo, ImageInput, Item, Oversize, Result
 from batchrek.observe import RunMetrics
 from batchrek.prepare import ItemPrep, Preparer, content_key
 from batchrek.run import streams
+from batchrek.run.bucketwatch import S3ObjectWatch
 from batchrek.run.dedupe import Deduper
+from batchrek.run.halt import Halt
 from batchrek.run.records import error_result, reused_result
 
 __all__ = ["ItemWorker", "Work"]
@@ -73,6 +85,10 @@ class ItemWorker:
         oversize: Oversize,
         metrics: RunMetrics,
         clock: Clock,
+        breaker: CircuitBreaker,
+        guard: RunGuard,
+        halt: Halt,
+        preflight: Callable[[], Awaitable[None]],
     ) -> None:
         self.rekognition = rekognition
         self.preparer = preparer
@@ -84,6 +100,11 @@ class ItemWorker:
         self.oversize = oversize
         self.metrics = metrics
         self.clock = clock
+        self.breaker = breaker
+        self.guard = guard
+        self.halt = halt
+        self.preflight = _Once(preflight)
+        self.buckets = S3ObjectWatch(region=guard.region, warn=metrics.warn)
         self.failed = 0  # error records written by this run
 
     async def process(self, work: Work, out: MemoryObjectSendStream[Result]) -> None:
@@ -111,6 +132,8 @@ class ItemWorker:
                     self.failed += 1
                 self.metrics.record_result(result, self.clock.monotonic() - started)
                 await streams.send(out, result)
+        except RunStopped as stop:  # no record: the pair is not done, a rerun does it
+            self.halt(stop)
         finally:
             if owner and key is not None and deduper is not None:
                 deduper.release(key, published)
@@ -124,6 +147,8 @@ class ItemWorker:
         item = prep.item
         try:
             inp = await prep.input_for(op.limits)
+        except RunStopped:
+            raise
         except Exception as exc:
             return error_result(item, op, classify(exc), attempts=0)
         self._observe_prepare(inp)
@@ -137,14 +162,21 @@ class ItemWorker:
         ):
             try:
                 inp = await prep.bytes_for(op.limits)
+            except RunStopped:
+                raise
             except Exception as exc:
                 return error_result(item, op, classify(exc), attempts=attempts)
             self._observe_prepare(inp)
             outcome = await self._with_retry(op, inp, item.id)
             attempts += outcome.attempts
+        if inp.mode == "s3object":
+            bucket = inp.image["S3Object"]["Bucket"]
+            self.buckets.observe(bucket, outcome.error.code if outcome.error else None)
         if outcome.error is not None or outcome.value is None:
             info = outcome.error or ErrorInfo("InternalClientError", "no response")
+            info = self.guard.check(op, info)  # raises RunStopped for a run-level answer
             return error_result(item, op, info, attempts=attempts, inp=inp)
+        self.guard.succeeded(op)
         response, latency_s = outcome.value
         return Result(
             id=item.id,
@@ -163,7 +195,7 @@ class ItemWorker:
         self, op: Operation, inp: ImageInput, item_id: str
     ) -> Outcome[tuple[dict[str, Any], float]]:
         return await call_with_retry(
-            lambda: self._attempt(op, inp, item_id),
+            lambda: guarded(self.breaker, lambda: self._attempt(op, inp, item_id)),
             self.policy,
             clock=self.clock,
             on_retry=lambda _n, info, _delay: self.metrics.retried(op.method, info.code),
@@ -172,7 +204,13 @@ class ItemWorker:
 
     async def _before_retry(self, info: ErrorInfo) -> None:
         if needs_credential_refresh(info):
-            await force_refresh(self.rekognition)
+            try:
+                refreshed = await force_refresh(self.rekognition)
+            except Exception as exc:  # the provider itself failed (STS down, token file gone)
+                log.warning("credential refresh failed: %s", exc)
+                refreshed = False
+            if not refreshed:
+                raise expired_token_stop(info)
 
     def _observe_prepare(self, inp: ImageInput) -> None:
         self.metrics.observe_prepare(inp.prepare_s, transcoded=inp.transcoded, mode=inp.mode)
@@ -181,6 +219,9 @@ class ItemWorker:
         self, op: Operation, inp: ImageInput, item_id: str
     ) -> tuple[dict[str, Any], float]:
         """One request: a rate token, an in-flight slot, the call. Returns (response, s)."""
+        if self.halt.error is not None:  # the run is stopping: no new attempt
+            raise self.halt.error
+        await self.preflight()  # once per run, before the first billed call
         control = self.controls[op.method]
         waited = await control.bucket.acquire()
         self.metrics.observe_token_wait(op.method, waited)
@@ -207,6 +248,31 @@ class ItemWorker:
             self.concurrency.observe(elapsed)
             control.on_success()
             return response, elapsed
+
+
+class _Once:
+    """Runs ``fn`` once, for the first caller; the others wait for it. A
+    ``RunStopped`` it raises is raised to every later caller too."""
+
+    def __init__(self, fn: Callable[[], Awaitable[None]]) -> None:
+        self._fn = fn
+        self._done = False
+        self._error: RunStopped | None = None
+        self._lock = anyio.Lock()
+
+    async def __call__(self) -> None:
+        if self._done:
+            return
+        async with self._lock:
+            if self._error is not None:
+                raise self._error
+            if not self._done:
+                try:
+                    await self._fn()
+                except RunStopped as exc:
+                    self._error = exc
+                    raise
+                self._done = True
 
 
 async def _quietly(fn: Callable[[], Awaitable[Any]]) -> None:

@@ -35,7 +35,9 @@ def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def _total_requests(emu: Any) -> int:
-    return int(emu.stats()["total_requests"])
+    """Image-analysis requests (the preflight's free management calls not counted)."""
+    requests = emu.stats()["requests"]
+    return sum(sum(n.values()) for op, n in requests.items() if op.startswith(("Detect", "Index")))
 
 
 def test_jsonl_local_images_one_record_per_pair(tmp_path: Path, emu: Any, s3: S3Bed) -> None:

@@ -55,8 +55,13 @@ class Crashed:
         return sum(self.analyses.values()) - len(self.analyses)
 
 
+def _calls(emulator: EmulatorHandle) -> int:
+    """DetectLabels requests (not the preflight's free probe)."""
+    return sum(emulator.stats()["requests"].get("DetectLabels", {}).values())
+
+
 def _requests_above(emulator: EmulatorHandle, count: int) -> Callable[[], bool]:
-    return lambda: int(emulator.stats()["total_requests"]) > count
+    return lambda: _calls(emulator) > count
 
 
 def _whole_lines(out: Path) -> int:
@@ -77,7 +82,7 @@ def crashed(
     lost: list[int] = []
     unaccounted = 0
     for k in range(KILLS):
-        before = emulator.stats()["total_requests"]
+        before = _calls(emulator)
         child = Child([*common, "--rate", str(RATE)], log=folder / f"stderr-{k}.txt")
         try:
             # Kill while calls are being made, at a random moment of them.

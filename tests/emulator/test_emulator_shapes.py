@@ -54,6 +54,15 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("CompareFaces", {"SourceImage": PHOTO, "TargetImage": PHOTO}),
     ("CompareFaces", {"SourceImage": PHOTO, "TargetImage": ELSEWHERE}),
     ("ListCollections", {"MaxResults": 1}),
+    ("DescribeCollection", {"CollectionId": "shape-a"}),
+    ("DescribeProjects", {"ProjectNames": ["bed"]}),
+    (
+        "DescribeProjectVersions",
+        {
+            "ProjectArn": "arn:aws:rekognition:us-east-1:123456789012:project/bed/1700000000000",
+            "VersionNames": ["bed.1"],
+        },
+    ),
     ("DeleteCollection", {"CollectionId": "shape-b"}),
 ]
 

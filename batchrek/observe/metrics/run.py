@@ -27,6 +27,7 @@ from batchrek.observe.verdict import VerdictInputs, tuning_verdict
 __all__ = ["RunMetrics"]
 
 _AT_CEILING = 0.98  # a rate within 2 % of its ceiling counts as "at the ceiling"
+_MAX_WARNINGS = 20
 
 
 class RunMetrics:
@@ -75,6 +76,9 @@ class RunMetrics:
         self._last_ok: float | None = None
         self._ticks = 0
         self._at_cap_ticks = 0
+        self.warnings: list[str] = []  # said once each, for the summary (bounded)
+        self.outages: dict[str, dict[str, Any]] = {}  # endpoint -> breaker trips, probes
+        self.run_stopped: dict[str, Any] | None = None
 
     # -- the manifest side ---------------------------------------------------------
 
@@ -144,6 +148,21 @@ class RunMetrics:
         bump(stats.input, result.input)
         stats.end_to_end.record(end_to_end_s)
         self._end_to_end.record(end_to_end_s)
+
+    # -- the run as a whole ------------------------------------------------------------
+
+    def warn(self, text: str) -> None:
+        """A finding about the whole run (a bucket nothing could be read from ...)."""
+        if len(self.warnings) < _MAX_WARNINGS and text not in self.warnings:
+            self.warnings.append(text)
+
+    def outage(self, endpoint: str, *, trips: int, probes: int) -> None:
+        """An endpoint's circuit breaker opened ``trips`` times during the run."""
+        self.outages[endpoint] = {"trips": trips, "probes": probes}
+
+    def stopped(self, reason: str, *, exit_code: int) -> None:
+        """The run stopped before the end because it could not go on."""
+        self.run_stopped = {"reason": reason, "exit_code": exit_code}
 
     # -- the controls ----------------------------------------------------------------
 
@@ -310,6 +329,9 @@ class RunMetrics:
             "by_operation": {op: self._op_summary(op, elapsed) for op in self._ops},
             "timeline": self._timeline.as_dicts(),
             "verdict": tuning_verdict(self.verdict_inputs(cpu_s=cpu_s)).as_dict(),
+            "warnings": list(self.warnings),
+            "outages": dict(self.outages),
+            "run_stopped": self.run_stopped,
         }
 
     def verdict_inputs(self, *, cpu_s: float | None = None) -> VerdictInputs:
