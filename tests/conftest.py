@@ -43,12 +43,16 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _fake_aws_env() -> Iterator[None]:
-    """No test may reach AWS: fake credentials, no instance metadata, no profiles."""
-    saved = {k: os.environ.get(k) for k in (*_FAKE_ENV, "AWS_PROFILE", "AWS_CONFIG_FILE")}
+def _fake_aws_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test may reach AWS: fake credentials, no instance metadata, no profiles.
+    ``XDG_CACHE_HOME`` points into the session's temp folder, so an S3 output's
+    default spool never lands in the home folder of whoever runs the tests."""
+    keys = (*_FAKE_ENV, "AWS_PROFILE", "AWS_CONFIG_FILE", "XDG_CACHE_HOME")
+    saved = {k: os.environ.get(k) for k in keys}
     os.environ.update(_FAKE_ENV)
     os.environ.pop("AWS_PROFILE", None)
     os.environ["AWS_CONFIG_FILE"] = os.devnull
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
     yield
     for k, v in saved.items():
         if v is None:

@@ -1,8 +1,9 @@
 """Output to S3: rolling part files under a prefix, a SIGKILL mid-run, then a rerun.
 
 ``part_records = 5`` comes from a config file, so part files appear while the run is
-still going. The kill loses the open part file (never a half-written object); the
-rerun redoes those pairs, and reading every part back gives exactly one record per
+still going. The kill loses no record that reached the local spool (never a
+half-written object): the rerun uploads the spool's open part first, redoes only the
+calls that were in flight, and reading every part back gives exactly one record per
 (id, operation).
 """
 
@@ -39,6 +40,7 @@ class S3Run:
     rerun_stderr: str
     parts: dict[str, bytes]  # key -> body, after the rerun
     expected: frozenset[tuple[str, str]]
+    billed: dict[str, int]  # analyses per image, over both runs
 
 
 def _part_keys(client: Any, bucket: str, prefix: str) -> list[str]:
@@ -69,6 +71,7 @@ def s3_run(emulator: EmulatorHandle, s3: S3Bed, tmp_path_factory: pytest.TempPat
     at_kill = _part_keys(client, s3.bucket_use1, prefix)
     emulator.configure(latency_ms=0)
     rerun = batchrek(*common, "--rate", "1000")
+    billed = emulator.analyses("DetectLabels")
     emulator.reset(settings=True)
     parts = {
         key: client.get_object(Bucket=s3.bucket_use1, Key=key)["Body"].read()
@@ -80,6 +83,7 @@ def s3_run(emulator: EmulatorHandle, s3: S3Bed, tmp_path_factory: pytest.TempPat
         rerun_stderr=rerun.stderr,
         parts=parts,
         expected=frozenset((f"i{n}", OP) for n in range(IMAGES)),
+        billed=billed,
     )
 
 
@@ -110,3 +114,8 @@ def test_rerun_after_the_kill_exits_0(s3_run: S3Run) -> None:
 def test_parts_hold_exactly_one_record_per_pair_after_the_rerun(s3_run: S3Run) -> None:
     records = [r for body in s3_run.parts.values() for r in parse_lines(body)]
     assert exactly_once(records, s3_run.expected)
+
+
+def test_the_kill_re_bills_no_more_than_the_calls_in_flight(s3_run: S3Run) -> None:
+    concurrency = 8  # run_args
+    assert sum(s3_run.billed.values()) - IMAGES <= concurrency
