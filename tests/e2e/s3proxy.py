@@ -2,8 +2,10 @@
 
 Every request is forwarded as it is, except the ones a rule says to refuse: those get
 S3's own ``503 SlowDown`` answer (or another status and code) instead, the way a
-throttled or failing bucket answers. Runs in a thread with its own event loop, so a
-test can start it around a child ``batchrek`` process and count what it refused.
+throttled or failing bucket answers. ``serve(path, body)`` makes it a plain web
+server for that path too (an image URL source behind the same faults). Runs in a
+thread with its own event loop, so a test can start it around a child ``batchrek``
+process and count what it refused.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class FaultProxy:
         self._rules: list[_Rule] = []
         self._lock = threading.Lock()
         self.session: aiohttp.ClientSession | None = None
+        self._static: dict[str, bytes] = {}
 
     def fail(
         self,
@@ -72,6 +75,11 @@ class FaultProxy:
         """Refuse the next ``times`` requests of these kinds (``None``: all of them)."""
         with self._lock:
             self._rules.append(_Rule(frozenset(kinds), times, status, code))
+
+    def serve(self, path: str, body: bytes) -> str:
+        """Answer GET ``path`` with ``body`` itself; returns the URL."""
+        self._static[path] = body
+        return self.url + path
 
     def heal(self) -> None:
         with self._lock:
@@ -99,6 +107,8 @@ class FaultProxy:
                 f"</Message><RequestId>proxy</RequestId></Error>"
             )
             return web.Response(status=rule.status, text=xml, content_type="application/xml")
+        if request.method == "GET" and request.path in self._static:
+            return web.Response(body=self._static[request.path], content_type="image/jpeg")
         session = self.session
         assert session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}

@@ -134,3 +134,17 @@ def test_slow_down_on_source_downloads_is_retried(
         res = batchrek(*run_args(manifest, out, emu.endpoint_url, proxy.url), output=out)
     assert (res.code, proxy.refused["get_object"]) == (0, 3), res.stderr
     assert {r["status"] for r in res.records} == {"ok"}
+
+
+def test_503_on_url_downloads_is_retried(tmp_path: Path, emu: EmulatorHandle, s3: S3Bed) -> None:
+    out = tmp_path / "out.jsonl"
+    with fault_proxy(s3.endpoint_url) as proxy:
+        urls = [proxy.serve(f"/img/u{n}.jpg", corpus.photo(130 + n, 100)) for n in range(3)]
+        manifest = write_jsonl(
+            tmp_path / "m.jsonl", ({"id": f"u{n}", "image": u} for n, u in enumerate(urls))
+        )
+        proxy.fail({"get_object"}, times=2, code="ServiceUnavailable")
+        args = run_args(manifest, out, emu.endpoint_url, s3.endpoint_url)
+        res = batchrek(*args, "--allow-http", output=out)
+    assert (res.code, proxy.refused["get_object"]) == (0, 2), res.stderr
+    assert {r["status"] for r in res.records} == {"ok"}
