@@ -11,7 +11,14 @@ detail and may change.
 from importlib.metadata import version as _version
 
 from batchrek.config import Settings, load_settings
-from batchrek.errors import BatchrekError, ConfigError, ItemError, ManifestUnreadable
+from batchrek.errors import (
+    BatchrekError,
+    ConfigError,
+    ItemError,
+    ManifestUnreadable,
+    RunStopped,
+    ServiceOutage,
+)
 from batchrek.models import ErrorInfo, HttpUrl, ImageInput, Item, LocalPath, Result, S3Ref
 from batchrek.run import RunOutcome, run_batch
 
@@ -27,7 +34,9 @@ __all__ = [
     "ManifestUnreadable",
     "Result",
     "RunOutcome",
+    "RunStopped",
     "S3Ref",
+    "ServiceOutage",
     "Settings",
     "load_settings",
     "run_batch",

@@ -22,7 +22,8 @@ from __future__ import annotations
 from batchrek.output.file import JsonlFileSink, Sink
 from batchrek.output.recover import recover_spool
 from batchrek.output.resume import ResumeIndex, ResumeState, load_resume, pair_key
-from batchrek.output.s3parts import Retrier, S3Client, S3PartSink
+from batchrek.output.retrying import Retrier
+from batchrek.output.s3parts import S3Client, S3PartSink
 from batchrek.output.spool import Spool
 
 __all__ = [

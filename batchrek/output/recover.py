@@ -18,7 +18,8 @@ from typing import Any, BinaryIO
 
 import anyio
 
-from batchrek.output.s3parts import PART_BYTES, Retrier, S3Client, once
+from batchrek.output.retrying import Retrier, once
+from batchrek.output.s3parts import PART_BYTES, S3Client
 from batchrek.output.spool import Spool
 from batchrek.s3uri import parse_s3_prefix
 

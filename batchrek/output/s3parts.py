@@ -32,34 +32,34 @@ upload fails the sink (its error is raised by every later write).
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import anyio
 
 from batchrek.clock import Clock, SystemClock
 from batchrek.output.file import check_record
+from batchrek.output.retrying import Retrier, once
 from batchrek.output.spool import Spool, SpoolFile
 from batchrek.s3uri import parse_s3_prefix
 
 __all__ = [
     "MIN_PART_BYTES",
     "PART_BYTES",
-    "Retrier",
     "S3Client",
     "S3PartSink",
     "new_run_stamp",
-    "once",
     "part_shard",
     "shard_label",
 ]
 
-T = TypeVar("T")
+log = logging.getLogger("batchrek")
 
 MIN_PART_BYTES = 5 * 1024 * 1024
 PART_BYTES = 8 * 1024 * 1024
@@ -80,30 +80,6 @@ class S3Client(Protocol):
     async def get_object(self, **kwargs: Any) -> Any: ...
     async def delete_objects(self, **kwargs: Any) -> Any: ...
     async def head_object(self, **kwargs: Any) -> Any: ...
-
-
-class Retrier(Protocol):
-    """Retries one endpoint's transient failures (``call.TransientRetry`` is one)."""
-
-    async def __call__(
-        self,
-        fn: Callable[[], Awaitable[T]],
-        *,
-        endpoint: str,
-        name: str | None = None,
-        fatal: bool = True,
-    ) -> T: ...
-
-
-async def once(
-    fn: Callable[[], Awaitable[T]],
-    *,
-    endpoint: str,
-    name: str | None = None,
-    fatal: bool = True,
-) -> T:
-    """No retry: the default Retrier (unit tests, scripts)."""
-    return await fn()
 
 
 def new_run_stamp() -> str:
@@ -200,7 +176,10 @@ class S3PartSink:
             part = self._open = self._new_part()
         part.records += 1
         if part.spooled is not None:
-            await part.spooled.sink.write(record)
+            try:
+                await part.spooled.sink.write(record)
+            except OSError as exc:
+                await self._spool_failed(part, exc)
         if self.stalled is not None:
             self._stalled_records += 1
             return
@@ -223,7 +202,10 @@ class S3PartSink:
             return
         part = self._open
         if part is not None and part.spooled is not None:
-            await part.spooled.sink.flush(durable=durable)
+            try:
+                await part.spooled.sink.flush(durable=durable)
+            except OSError as exc:
+                await self._spool_failed(part, exc)
         if self.stalled is None and part is not None and self._aged(part):
             async with self._lock:
                 await self._progress(close=False)
@@ -239,6 +221,18 @@ class S3PartSink:
                 part, self._open = self._open, None
                 if part is not None and part.spooled is not None:  # stalled: kept for a rerun
                     await part.spooled.sink.aclose()
+
+    async def _spool_failed(self, part: _OpenPart, exc: OSError) -> None:
+        """The local disk refused the spool (full, gone): S3 still gets every record,
+        so go on without a spool; unless S3 is failing too, when nothing could keep
+        the records and the error must stop the writer."""
+        if self.stalled is not None:
+            raise exc
+        log.warning("the spool cannot be written (%s): going on without it", exc)
+        spooled, part.spooled, self._spool = part.spooled, None, None
+        if spooled is not None:
+            with contextlib.suppress(OSError):
+                await spooled.sink.aclose()
 
     def _new_part(self) -> _OpenPart:
         name = f"part-{self.run_stamp}-{self.shard}-{self._seq:06d}.jsonl"

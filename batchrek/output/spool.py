@@ -64,8 +64,13 @@ class Spool:
         self.dir = os.path.join(root, hashlib.sha256(uri.encode()).hexdigest()[:16])
         self._lock_fd: int | None = None
 
-    def open(self) -> None:
-        """Create the folder and take this shard's lock. Blocking: call in a thread."""
+    def open(self, *, required: bool = True) -> bool:
+        """Create the folder and take this shard's lock. Blocking: call in a thread.
+
+        A folder that cannot be used is a ConfigError when ``required`` (the user named
+        it); otherwise False: the output runs without a spool, as before it existed (a
+        read-only root file system must not stop a run). A lock held by another run
+        is always a ConfigError."""
         try:
             os.makedirs(self.dir, exist_ok=True)
             with open(os.path.join(self.dir, "output.txt"), "w", encoding="utf-8") as fh:
@@ -76,6 +81,8 @@ class Spool:
                 0o644,
             )
         except OSError as exc:
+            if not required:
+                return False
             raise ConfigError(
                 f"cannot use the spool folder {self.dir} for {self.uri} ({exc.strerror}): set "
                 "spool_dir (BATCHREK_SPOOL_DIR) to a writable local folder"
@@ -89,6 +96,7 @@ class Spool:
                 f"{self.shard}; its spool {self.dir} is locked): let it finish, or stop it"
             ) from None
         self._lock_fd = fd
+        return True
 
     def close(self) -> None:
         if self._lock_fd is not None:

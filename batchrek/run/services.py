@@ -12,9 +12,12 @@ local spool, and what a stopped run left in it is uploaded first.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aioboto3
@@ -48,6 +51,8 @@ from batchrek.prepare import BucketRegions, Fetcher, ImagePool, Preparer, Stager
 from batchrek.run.halt import Halt
 
 __all__ = ["Services", "output_for_shard"]
+
+log = logging.getLogger("batchrek")
 
 
 def output_for_shard(output: str, index: int | None, count: int | None) -> str:
@@ -151,9 +156,17 @@ class Services:
         spool: Spool | None = None
         if output.startswith("s3://") and ops is not None and not settings.dry_run:
             spool = Spool(settings.spool_root(), output, f"{settings.shard_index or 0:04d}")
-            await anyio.to_thread.run_sync(spool.open)
-            stack.callback(spool.close)
-            await recover_spool(s3, output, spool, retry=retry)
+            required = settings.spool_dir is not None
+            if await anyio.to_thread.run_sync(partial(spool.open, required=required)):
+                stack.callback(spool.close)
+                await recover_spool(s3, output, spool, retry=retry)
+            else:
+                log.warning(
+                    "cannot write the spool folder %s: running without it (a kill re-bills "
+                    "the open part file); set spool_dir to a writable local folder",
+                    spool.dir,
+                )
+                spool = None
         resume: ResumeState | None = None
         if settings.resume and not settings.dry_run:
             sharded = (settings.shard_count or 1) > 1
@@ -189,7 +202,7 @@ class Services:
         )
 
 
-def _stall_reporter(halt: Halt | None, spool: Spool | None) -> Any:
+def _stall_reporter(halt: Halt | None, spool: Spool | None) -> Callable[[BaseException, str], None]:
     """What the S3 sink calls once when a part can never be uploaded: stop the run
     (exit 3 when S3 was failing or slowing down, 2 when it refused), naming the fix."""
 

@@ -4,6 +4,7 @@ against moto's S3 server (faults from a wrapper around the real client)."""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -81,6 +82,10 @@ def retrier(attempts: int = 4) -> TransientRetry:
 
 def put(path: str, data: bytes) -> None:
     Path(path).write_bytes(data)
+
+
+def gone(folder: str) -> None:
+    shutil.rmtree(folder)
 
 
 def read(path: str) -> bytes:
@@ -201,3 +206,18 @@ def test_an_unusable_spool_folder_says_which_setting_to_change(tmp_path: Path, u
     blocker.write_text("not a folder")
     with pytest.raises(ConfigError, match="set spool_dir"):
         Spool(str(blocker), uri, "0000").open()
+
+
+async def test_a_spool_the_disk_refuses_is_dropped_and_s3_still_gets_every_record(
+    client: Any, uri: str, s3: S3Bed, spool: Spool
+) -> None:
+    sink = S3PartSink(client, uri, part_records=10, spool=spool)
+    await sink.write(rec("a"))
+    gone(spool.dir)  # the spool's folder vanishes before its first batch lands
+    await sink.write(rec("b"))
+    await sink.flush()
+    await sink.aclose()
+    assert sorted(b"".join(objects(s3, uri).values()).splitlines()) == [
+        rec("a").strip(),
+        rec("b").strip(),
+    ]
