@@ -126,7 +126,10 @@ async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = No
     outcome: RunOutcome = await run_batch(settings, stop=stop)
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(export_metrics, settings, outcome.summary)
-    print(format_summary(outcome.summary), file=sys.stderr)
+    summary = outcome.summary
+    nothing_ran = not (summary.get("requests") or summary.get("ok") or summary.get("failed"))
+    if outcome.stopped is None or not nothing_ran:  # a stop before any call: only its reason
+        print(format_summary(summary), file=sys.stderr)
     if outcome.stopped is not None:  # the last line says why, and what to do
         print(f"batchrek: error: {outcome.stopped}", file=sys.stderr)
     return outcome.exit_code
