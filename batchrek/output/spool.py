@@ -24,10 +24,11 @@ pairs, 5 SIGKILLs at full load, concurrency 64), the extra calls per kill were 1
 with 60 s parts and no spool, 673 with 2 s parts and no spool, 61 with the spool
 (62 for ``-o file.jsonl``). Short parts still lose up to a part's age of calls and
 make tens of thousands of objects a day per shard for every reader and every resume
-to list; the spool loses only the calls in flight and leaves the parts as they were. The spool needs a
-local disk that outlives the process: in Kubernetes an ``emptyDir`` volume with
-``restartPolicy: OnFailure`` (a container restart keeps it), or a persistent volume;
-a pod rescheduled elsewhere starts without it and re-bills the open part as before.
+to list; the spool loses only the calls in flight and leaves the parts as they were.
+
+The spool needs a local disk that outlives the process: a container restart keeps an
+``emptyDir``; a replacement pod needs a persistent volume (README, "Running in
+Kubernetes"). Without one the run still works and a kill re-bills the open part.
 """
 
 from __future__ import annotations
