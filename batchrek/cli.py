@@ -82,6 +82,11 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit", type=int, help="process at most N manifest items")
     p.add_argument(
+        "--ledger",
+        help="a directory or s3://bucket/prefix/ remembering what earlier runs analysed: "
+        "unchanged images are skipped, copies reuse their result, only new work is billed",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_const",
         const=True,

@@ -73,6 +73,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"p99 {lat.get('p99', 0):.0f}, max {lat.get('max', 0):.0f}",
         "  input:      " + ", ".join(f"{k} {v}" for k, v in summary.get("input", {}).items()),
     ]
+    ledger = summary.get("ledger")
+    if ledger:
+        lines.append(
+            f"  ledger:     new {ledger.get('new', 0)}, changed {ledger.get('changed', 0)}, "
+            f"reused {ledger.get('reused', 0)}, unchanged {ledger.get('unchanged', 0)} "
+            f"({ledger.get('entries_loaded', 0)} entries loaded in {ledger.get('load_s', 0):.2f} s)"
+        )
     failed_by = summary.get("failed_by_code") or {}
     if failed_by:
         lines.append(

@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from batchrek.ledger._entry import ENTRY_BYTES, pack_entry
 from batchrek.ledger._gate import Check, Ledger, Verdict
-from batchrek.ledger._identity import Identity, bytes_identity, head_identity, known_identity
+from batchrek.ledger._identity import (
+    Identity,
+    bytes_identity,
+    head_identity,
+    identify,
+    known_identity,
+)
 from batchrek.ledger._index import LedgerIndex, LoadStats, Pointer, Segment
 from batchrek.ledger._journal import LedgerKeys, LedgerSink, PositionedSink
 from batchrek.ledger._keys import content_key, id_key, params_digest
@@ -53,6 +59,7 @@ __all__ = [
     "content_key",
     "head_identity",
     "id_key",
+    "identify",
     "known_identity",
     "load_index",
     "load_local_segments",

@@ -84,6 +84,20 @@ class Ledger:
         verdict = Verdict.NEW if latest is None else Verdict.CHANGED
         return self._counted(op, Check(verdict, keys))
 
+    def split(
+        self, item: Item, ops: Sequence[Operation], identity: Identity
+    ) -> tuple[tuple[Operation, ...], dict[str, Check]]:
+        """The operations still to do for ``item`` (new, changed or reused) and their
+        checks; unchanged ones are left out (the caller counts them as skipped)."""
+        todo: list[Operation] = []
+        checks: dict[str, Check] = {}
+        for op in ops:
+            check = self.check(op, item.id, identity)
+            if check.verdict is not Verdict.UNCHANGED:
+                todo.append(op)
+                checks[op.method] = check
+        return tuple(todo), checks
+
     def _counted(self, op: Operation, check: Check) -> Check:
         self.counts[(op.method, check.verdict)] += 1
         return check

@@ -20,6 +20,7 @@ identity a result was keyed by.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,7 +28,7 @@ import anyio
 
 from batchrek.models import Item, S3Ref
 
-__all__ = ["Identity", "bytes_identity", "head_identity", "known_identity"]
+__all__ = ["Identity", "bytes_identity", "head_identity", "identify", "known_identity"]
 
 Scheme = Literal["etag", "s3version", "sha256"]
 
@@ -82,3 +83,22 @@ async def bytes_identity(data: bytes) -> Identity:
         return Identity("sha256", hashlib.sha256(data).hexdigest())
     digest = await anyio.to_thread.run_sync(lambda: hashlib.sha256(data).hexdigest())
     return Identity("sha256", digest)
+
+
+async def identify(
+    item: Item, *, s3: Any | None, read_bytes: Callable[[], Awaitable[bytes]] | None
+) -> Identity | None:
+    """The item's identity by the cheapest means (see the table above); None when it
+    cannot be had, and the pair is then simply analysed, without a ledger entry."""
+    known = known_identity(item)
+    if known is not None:
+        return known
+    if isinstance(item.source, S3Ref):
+        return await head_identity(s3, item.source) if s3 is not None else None
+    if read_bytes is None:
+        return None
+    try:
+        data = await read_bytes()
+    except Exception:  # the call reads it again and records the precise error
+        return None
+    return await bytes_identity(data)

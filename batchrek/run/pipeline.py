@@ -41,6 +41,7 @@ from batchrek.call.retry import (
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
 from batchrek.errors import stopping_error
+from batchrek.ledger import Check, Identity, Verdict, identify, known_identity
 from batchrek.limits import default_tps
 from batchrek.manifest import read_manifest
 from batchrek.models import ErrorInfo, ImageInput, Item, ManifestProblem, Result
@@ -79,6 +80,9 @@ class RunOutcome:
 class _Work:
     item: Item
     ops: tuple[Operation, ...]
+    # With a ledger: the identity and checks, when the manifest gave the identity.
+    identity: Identity | None = None
+    checks: dict[str, Check] | None = None
 
 
 class _OpControl:
@@ -193,11 +197,15 @@ class _Run:
                 todo = tuple(
                     op for op in self.ops if resume is None or (entry.id, op.method) not in resume
                 )
+                identity = checks = None
+                ledger = self.svc.ledger
+                if ledger is not None and todo and (identity := known_identity(entry)):
+                    todo, checks = ledger.split(entry, todo, identity)  # unchanged: skip
                 for op in self.ops:
                     if op not in todo:
                         self.metrics.skipped(op.method)
                 if todo:
-                    await streams.send(send, _Work(entry, todo))
+                    await streams.send(send, _Work(entry, todo, identity, checks))
 
     # -- workers --------------------------------------------------------------
 
@@ -229,16 +237,40 @@ class _Run:
         owner = key is not None and not earlier
         published: dict[str, Result] = {}
         prep = self.svc.preparer.for_item(item)
+        ledger = self.svc.ledger
+        ops, identity, checks = work.ops, work.identity, work.checks or {}
         try:
-            for op in work.ops:
+            if ledger is not None and identity is None:
+                identity = await identify(item, s3=self.svc.s3, read_bytes=prep.source_bytes)
+                if identity is not None:
+                    ops, checks = ledger.split(item, ops, identity)
+                    for op in work.ops:
+                        if op not in ops:
+                            self.metrics.skipped(op.method)
+            for op in ops:
                 reused = earlier.get(op.method)
-                if reused is not None:
+                check = checks.get(op.method)
+                copied = None
+                if (
+                    reused is None
+                    and check is not None
+                    and check.verdict is Verdict.REUSED
+                    and ledger is not None
+                    and identity is not None
+                ):
+                    copied = await ledger.reuse(check, item, op, identity)
+                if copied is not None:
+                    result = copied
+                    self.metrics.deduplicated(op.method)
+                elif reused is not None:
                     result = _reuse(reused, item)
                     self.metrics.deduplicated(op.method)
                 else:
                     result = await self._call(prep, op)
                     if result.done:
                         published[op.method] = result
+                if ledger is not None and identity is not None and copied is None:
+                    result = ledger.stamp(result, identity)
                 if result.status == "error":
                     self.failed += 1
                 self.metrics.record_result(result, self.clock.monotonic() - started)
@@ -348,9 +380,14 @@ class _Run:
         (billed) call that sat in our buffer. fsync is the ticker's job, once a second
         (that bounds what a machine crash, not a process kill, can lose)."""
         sink = self.svc.sink
+        ledger, ledger_sink = self.svc.ledger, self.svc.ledger_sink
         async with recv:
             async for result in streams.items(recv):
-                await sink.write(orjson.dumps(result.to_record()) + b"\n")
+                line = orjson.dumps(result.to_record()) + b"\n"
+                if ledger_sink is not None and ledger is not None:
+                    await ledger_sink.write(line, ledger.keys_of(result))
+                else:
+                    await sink.write(line)
                 if recv.statistics().current_buffer_used == 0:
                     await sink.flush()
 
@@ -473,6 +510,11 @@ async def run_batch(
         await services.sink.flush(durable=True)
     metrics.finish()
     summary = metrics.summary()
+    if services.ledger is not None:
+        summary["ledger"] = {
+            **services.ledger.summary(),
+            "load_s": round(services.ledger_load_s, 3),
+        }
     failed = run.failed + (services.resume.failed if services.resume is not None else 0)
     interrupted = stop is not None and stop.is_set()
     return RunOutcome(summary=summary, failed_pairs=failed, interrupted=interrupted)
