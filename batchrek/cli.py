@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import anyio
@@ -201,6 +202,29 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from batchrek.export import export_current
+
+    setup_logging("text", verbose=args.verbose)
+    done = anyio.run(
+        partial(
+            export_current,
+            args.outputs,
+            args.output,
+            s3_endpoint_url=args.s3_endpoint_url,
+            region=args.region,
+        )
+    )
+    print(
+        f"batchrek export: {done.records} records read, {done.pairs} current results, "
+        f"{done.label_rows} label rows",
+        file=sys.stderr,
+    )
+    for path in done.files:
+        print(path)
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     from batchrek.emulator.cli import add_arguments as add_emulator_arguments
 
@@ -228,6 +252,20 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("metrics", help="the --metrics-out JSON of a run")
     report.add_argument("-o", "--output", required=True, help="report.html or report.png")
     report.set_defaults(func=_cmd_report)
+
+    export = sub.add_parser(
+        "export",
+        help="merge nightly outputs into the current result per (id, operation) + labels",
+    )
+    export.add_argument(
+        "outputs", nargs="+", help="outputs, oldest first: .jsonl files or s3://bucket/prefix/"
+    )
+    export.add_argument(
+        "-o", "--output", required=True, help="current.parquet, current.csv or current.sqlite"
+    )
+    export.add_argument("--s3-endpoint-url", help="S3 endpoint (moto, MinIO, ...)")
+    export.add_argument("--region", help="S3 region")
+    export.set_defaults(func=_cmd_export)
     return parser
 
 

@@ -149,3 +149,45 @@ def test_a_third_night_with_nothing_changed_bills_nothing_and_writes_nothing(
 ) -> None:
     night3, billed3 = two_nights.bed.night(3)
     assert (billed3, night3.records) == (0, [])
+
+
+def test_the_dry_run_prices_only_what_tonight_would_bill(two_nights: TwoNights) -> None:
+    bed = two_nights.bed
+    client = bed.s3.client()
+    client.put_object(Bucket=bed.s3.bucket_use1, Key=bed.key("new-2"), Body=_image(41))
+    client.copy_object(
+        Bucket=bed.s3.bucket_use1,
+        Key=bed.key("copy-of-1"),
+        CopySource={"Bucket": bed.s3.bucket_use1, "Key": bed.key("img-1")},
+    )
+    bed.emu.reset()
+    args = run_args(
+        bed.manifest, bed.folder / "dry.jsonl", bed.emu.endpoint_url, bed.s3.endpoint_url
+    )
+    res = batchrek(*args, "--ledger", str(bed.ledger), "--dry-run")
+    assert (res.code, bed.emu.stats()["total_requests"]) == (0, 0), res.stderr
+    assert "ledger: new 1, changed 0, reused 1, unchanged 11, unknown 0" in res.stderr
+    assert "billable calls: 1, estimated cost: $0.00" in res.stderr
+
+
+def test_export_merges_the_nights_into_one_current_result_per_pair(
+    two_nights: TwoNights,
+) -> None:
+    bed = two_nights.bed
+    # Night 3 changed nothing, so it wrote no file: export what exists, oldest first.
+    nights = [str(p) for p in sorted(bed.folder.glob("night-*.jsonl"))]
+    out = bed.folder / "current.sqlite"
+    res = batchrek("export", *nights, "-o", str(out))
+    assert res.code == 0, res.stderr
+    import sqlite3
+
+    db = sqlite3.connect(out)
+    rows = {
+        r[0].rsplit("/", 1)[1]: r[1:]
+        for r in db.execute("SELECT id, output, reused_from FROM results")
+    }
+    assert len(rows) == IMAGES + 2  # img-9 was deleted after night 1: still the last known
+    assert rows["img-3.jpg"][0].endswith("night-2.jsonl")
+    assert rows["img-4.jpg"][0].endswith("night-1.jsonl")
+    assert rows["copy-of-5.jpg"][1].endswith("img-5.jpg")
+    assert db.execute("SELECT count(*) FROM labels WHERE kind = 'label'").fetchone()[0] > 0
