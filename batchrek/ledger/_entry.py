@@ -34,6 +34,7 @@ __all__ = [
     "MAX_OFFSET",
     "MAX_OUTPUTS",
     "check_of",
+    "checks_of",
     "checks_ok",
     "pack_entry",
 ]
@@ -75,6 +76,12 @@ def pack_entry(id_key: int, content_key: int, output: int, offset: int, length: 
 
 def checks_ok(entries: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.bool_]]:
     """Which entries of a ``DTYPE`` array carry a valid check (vectorised)."""
+    result: np.ndarray[Any, np.dtype[np.bool_]] = checks_of(entries) == entries["check"]
+    return result
+
+
+def checks_of(entries: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """The check each entry of a ``DTYPE`` array should carry (``check_of``, vectorised)."""
     content = entries["content"]
     rotated = (content << np.uint64(21)) | (content >> np.uint64(43))
     mixed = (
@@ -84,6 +91,4 @@ def checks_ok(entries: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.bool
         ^ (entries["length"].astype(np.uint64) * np.uint64(_K2))
         ^ np.uint64(_MAGIC)
     )
-    check = (mixed * np.uint64(_K3)) >> np.uint64(32)
-    result: np.ndarray[Any, np.dtype[np.bool_]] = check == entries["check"].astype(np.uint64)
-    return result
+    return ((mixed * np.uint64(_K3)) >> np.uint64(32)).astype("<u4")
