@@ -148,21 +148,51 @@ def _run(emu: EmulatorProcess, moto: Moto, manifest: str, *args: str, log: Path)
     emu.reset()
     metrics = log.with_suffix(".metrics.json")
     cmd = [
-        sys.executable, "-m", "batchrek", "run", manifest,
-        "--endpoint-url", emu.url, "--s3-endpoint-url", moto.url, "--region", "us-east-1",
-        "--rate", "100000", "--concurrency", "64", "--no-progress", "--log-interval-s", "60",
-        "--metrics-out", str(metrics), *args,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "batchrek",
+        "run",
+        manifest,
+        "--endpoint-url",
+        emu.url,
+        "--s3-endpoint-url",
+        moto.url,
+        "--region",
+        "us-east-1",
+        "--rate",
+        "100000",
+        "--concurrency",
+        "64",
+        "--no-progress",
+        "--log-interval-s",
+        "60",
+        "--metrics-out",
+        str(metrics),
+        *args,
+    ]
     t0 = time.perf_counter()
     with log.open("wb") as err:
-        code = subprocess.run(cmd, stderr=err, stdout=subprocess.DEVNULL, env={**os.environ, **CHILD_ENV}, cwd=ROOT, timeout=3600).returncode  # fmt: skip
+        code = subprocess.run(
+            cmd,
+            stderr=err,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, **CHILD_ENV},
+            cwd=ROOT,
+            timeout=3600,
+        ).returncode
     wall = time.perf_counter() - t0
     stats = emu.control.stats()
     billed = sum(stats.get("analyses", {}).get(OP_API, {}).values())
     summary = orjson.loads(metrics.read_bytes()) if metrics.exists() else {}
     if code not in (0, 1):
         raise RuntimeError(f"batchrek exited {code}; see {log}")
-    return {"wall_s": wall, "billed": billed, "requests": stats.get("total_requests", 0), "summary": summary, "code": code}  # fmt: skip
+    return {
+        "wall_s": wall,
+        "billed": billed,
+        "requests": stats.get("total_requests", 0),
+        "summary": summary,
+        "code": code,
+    }
 
 
 def _scenario(objects: int, work: Path) -> dict[str, Any]:
@@ -178,9 +208,22 @@ def _scenario(objects: int, work: Path) -> dict[str, Any]:
         print(f"# {objects} objects in moto in {time.perf_counter() - t0:.1f} s", flush=True)
         inv1 = _inventory(s3, "night-1")
         with EmulatorProcess(s3_endpoint_url=moto.url, log=work / "emulator.log") as emu:
-            night1 = _run(emu, moto, inv1, "-o", f"s3://{OUT}/shared/", "--ledger", f"s3://{OUT}/ledger/", log=work / "night1.log")  # fmt: skip
+            night1 = _run(
+                emu,
+                moto,
+                inv1,
+                "-o",
+                f"s3://{OUT}/shared/",
+                "--ledger",
+                f"s3://{OUT}/ledger/",
+                log=work / "night1.log",
+            )
             lat = night1["summary"].get("latency_ms", {})
-            print(f"# night 1: {night1['wall_s']:.1f} s, billed {night1['billed']}, service latency p50 {lat.get('p50', 0):.1f} ms p99 {lat.get('p99', 0):.1f} ms", flush=True)  # fmt: skip
+            print(
+                f"# night 1: {night1['wall_s']:.1f} s, billed {night1['billed']}, "
+                f"service latency p50 {lat.get('p50', 0):.1f} ms p99 {lat.get('p99', 0):.1f} ms",
+                flush=True,
+            )
             rng = random.Random(14)
             shuffled = keys[:]
             rng.shuffle(shuffled)
@@ -193,28 +236,54 @@ def _scenario(objects: int, work: Path) -> dict[str, Any]:
             new = [(f"new/{n:07d}.jpg", _body(base, n, salt=2)) for n in range(2 * k)]
             _put_all(s3, [(key, _body(base, n, salt=1)) for n, key in enumerate(overwritten)] + new)
             with ThreadPoolExecutor(12) as pool:
-                list(pool.map(lambda key: s3.copy_object(Bucket=BUCKET, Key="copy/" + key, CopySource={"Bucket": BUCKET, "Key": key}), copied))  # fmt: skip
+                list(
+                    pool.map(
+                        lambda key: s3.copy_object(
+                            Bucket=BUCKET,
+                            Key="copy/" + key,
+                            CopySource={"Bucket": BUCKET, "Key": key},
+                        ),
+                        copied,
+                    )
+                )
                 list(pool.map(lambda key: s3.delete_object(Bucket=BUCKET, Key=key), deleted))
             inv2 = _inventory(s3, "night-2")
             ledger_bytes, ledger_objects = _prefix_bytes(s3, "ledger/")
-            night2 = _run(emu, moto, inv2, "-o", f"s3://{OUT}/night-2/", "--ledger", f"s3://{OUT}/ledger/", log=work / "night2-ledger.log")  # fmt: skip
+            night2 = _run(
+                emu,
+                moto,
+                inv2,
+                "-o",
+                f"s3://{OUT}/night-2/",
+                "--ledger",
+                f"s3://{OUT}/ledger/",
+                log=work / "night2-ledger.log",
+            )
             print(
                 f"# night 2 (ledger): {night2['wall_s']:.1f} s, billed {night2['billed']}",
                 flush=True,
             )
             shared_bytes, shared_objects = _prefix_bytes(s3, "shared/")
-            base2 = _run(emu, moto, inv2, "-o", f"s3://{OUT}/shared/", log=work / "night2-resume.log")  # fmt: skip
+            base2 = _run(
+                emu, moto, inv2, "-o", f"s3://{OUT}/shared/", log=work / "night2-resume.log"
+            )
             print(
                 f"# night 2 (resume): {base2['wall_s']:.1f} s, billed {base2['billed']}", flush=True
             )
         return {
-            "objects": objects, "k": k, "night1": night1, "night2": night2, "baseline": base2,
+            "objects": objects,
+            "k": k,
+            "night1": night1,
+            "night2": night2,
+            "baseline": base2,
             "expected": 2 * k + k,  # new + changed (copies are reused, deleted are gone)
-            "ledger_bytes": ledger_bytes, "ledger_objects": ledger_objects,
+            "ledger_bytes": ledger_bytes,
+            "ledger_objects": ledger_objects,
             "ledger_entries": night1["summary"].get("ok", 0),
-            "shared_bytes": shared_bytes, "shared_objects": shared_objects,
+            "shared_bytes": shared_bytes,
+            "shared_objects": shared_objects,
             "stale": k,  # overwritten ids the baseline skips by id: their night-1 result stays
-        }  # fmt: skip
+        }
     finally:
         moto.stop()
 
@@ -231,7 +300,8 @@ probe = time.perf_counter()
 for key in range(1, 100001):
     index.content_of(key * 7919)
 per_lookup = (time.perf_counter() - probe) / 100000
-print(len(index), dt, index.nbytes, rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, per_lookup)
+rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(len(index), dt, index.nbytes, rss0, rss1, per_lookup)
 """
 
 
@@ -257,14 +327,21 @@ def _synthetic(entries: int, folder: Path) -> dict[str, Any]:
     disk = sum(p.stat().st_size for p in folder.glob("*.entries"))
     out = subprocess.run(
         [sys.executable, "-c", _LOAD_CHILD.format(root=str(ROOT), path=str(folder))],
-        capture_output=True, text=True, check=True, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     n, dt, nbytes, rss0, rss1, lookup = out.stdout.split()
     return {
-        "entries": int(n), "load_s": float(dt), "disk_per_entry": disk / int(n),
-        "mem_per_entry": int(nbytes) / int(n), "peak_rss_mib": int(rss1) / 1024,
-        "rss_before_mib": int(rss0) / 1024, "lookup_us": float(lookup) * 1e6,
-    }  # fmt: skip
+        "entries": int(n),
+        "load_s": float(dt),
+        "disk_per_entry": disk / int(n),
+        "mem_per_entry": int(nbytes) / int(n),
+        "peak_rss_mib": int(rss1) / 1024,
+        "rss_before_mib": int(rss0) / 1024,
+        "lookup_us": float(lookup) * 1e6,
+    }
 
 
 def main() -> int:
@@ -280,27 +357,72 @@ def main() -> int:
             r = _scenario(args.objects, work)
             n1, n2, b2 = r["night1"], r["night2"], r["baseline"]
             led = n2["summary"].get("ledger", {})
-            print(fmt_table(
-                ["night 2 (%d objects)" % r["objects"], "ledger", "baseline: resume into one prefix"],
-                [
-                    ["requests billed", n2["billed"], b2["billed"]],
-                    ["new + changed (what must be billed)", r["expected"], r["expected"]],
-                    ["copies billed again", n2["billed"] - r["expected"], b2["billed"] - 2 * r["k"]],
-                    ["overwritten images analysed", r["k"], 0],
-                    ["verdicts", f"new {led.get('new')}, changed {led.get('changed')}, reused {led.get('reused')}, unchanged {led.get('unchanged')}", "by id only"],
-                    ["wall time", f"{n2['wall_s']:.1f} s", f"{b2['wall_s']:.1f} s"],
-                    ["wall time vs night 1 ({:.1f} s)".format(n1["wall_s"]), f"{n2['wall_s'] / n1['wall_s']:.2f}x", f"{b2['wall_s'] / n1['wall_s']:.2f}x"],
-                    ["output bytes read back", f"{led.get('record_bytes_read', 0):,} (ranged reads for reuse)", f"{r['shared_bytes']:,} ({r['shared_objects']} part files)"],
-                    ["ledger loaded", f"{led.get('entries_loaded', 0):,} entries in {led.get('load_s', 0):.2f} s", "-"],
-                    ["stale results kept", 0, f"{r['stale']} overwritten images keep night 1's result"],
-                ],
-            ))  # fmt: skip
+            print(
+                fmt_table(
+                    [
+                        f"night 2 ({r['objects']} objects)",
+                        "ledger",
+                        "baseline: resume into one prefix",
+                    ],
+                    [
+                        ["requests billed", n2["billed"], b2["billed"]],
+                        ["new + changed (what must be billed)", r["expected"], r["expected"]],
+                        [
+                            "copies billed again",
+                            n2["billed"] - r["expected"],
+                            b2["billed"] - 2 * r["k"],
+                        ],
+                        ["overwritten images analysed", r["k"], 0],
+                        [
+                            "verdicts",
+                            f"new {led.get('new')}, changed {led.get('changed')}, "
+                            f"reused {led.get('reused')}, unchanged {led.get('unchanged')}",
+                            "by id only",
+                        ],
+                        ["wall time", f"{n2['wall_s']:.1f} s", f"{b2['wall_s']:.1f} s"],
+                        [
+                            "wall time vs night 1 ({:.1f} s)".format(n1["wall_s"]),
+                            f"{n2['wall_s'] / n1['wall_s']:.2f}x",
+                            f"{b2['wall_s'] / n1['wall_s']:.2f}x",
+                        ],
+                        [
+                            "output bytes read back",
+                            f"{led.get('record_bytes_read', 0):,} (ranged reads for reuse)",
+                            f"{r['shared_bytes']:,} ({r['shared_objects']} part files)",
+                        ],
+                        [
+                            "ledger loaded",
+                            f"{led.get('entries_loaded', 0):,} entries "
+                            f"in {led.get('load_s', 0):.2f} s",
+                            "-",
+                        ],
+                        [
+                            "stale results kept",
+                            0,
+                            f"{r['stale']} overwritten images keep night 1's result",
+                        ],
+                    ],
+                )
+            )
             per_entry = r["ledger_bytes"] / max(1, r["ledger_entries"] + 0)
-            print(f"\nledger after night 1: {r['ledger_bytes']:,} bytes in {r['ledger_objects']} objects for {r['ledger_entries']:,} entries: {per_entry:.1f} B/entry (entries and output tables)")  # fmt: skip
+            print(
+                f"\nledger after night 1: {r['ledger_bytes']:,} bytes in "
+                f"{r['ledger_objects']} objects for {r['ledger_entries']:,} entries: "
+                f"{per_entry:.1f} B/entry (entries and output tables)"
+            )
         rows = []
         for size in [int(s) for s in args.synthetic.split(",") if s]:
             res = _synthetic(size, work / f"syn-{size}")
-            rows.append([f"{res['entries']:,}", f"{res['load_s']:.2f} s", f"{res['disk_per_entry']:.1f}", f"{res['mem_per_entry']:.1f}", f"{res['peak_rss_mib']:.0f} MiB (start {res['rss_before_mib']:.0f})", f"{res['lookup_us']:.2f} us"])  # fmt: skip
+            rows.append(
+                [
+                    f"{res['entries']:,}",
+                    f"{res['load_s']:.2f} s",
+                    f"{res['disk_per_entry']:.1f}",
+                    f"{res['mem_per_entry']:.1f}",
+                    f"{res['peak_rss_mib']:.0f} MiB (start {res['rss_before_mib']:.0f})",
+                    f"{res['lookup_us']:.2f} us",
+                ]
+            )
             print(f"# synthetic {size} done", flush=True)
         if rows:
             print()
