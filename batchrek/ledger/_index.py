@@ -143,7 +143,8 @@ class LedgerIndex:
         locs = everything["loc"][keep]
         lengths = everything["length"][keep]
         del everything, keep
-        by_content = np.argsort(contents, kind="stable").astype("<u4")
+        # Any order among equal content keys will do: the faster unstable sort.
+        by_content = np.argsort(contents).astype("<u4")
         return cls(ids, contents, locs, lengths, by_content, outputs, stats)
 
     # -- lookups ----------------------------------------------------------------
