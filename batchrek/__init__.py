@@ -8,10 +8,12 @@ The public API is what ``__all__`` lists; every other module is an implementatio
 detail and may change.
 """
 
+from importlib.metadata import version as _version
+
 from batchrek.config import Settings, load_settings
 from batchrek.errors import BatchrekError, ConfigError, ItemError, ManifestUnreadable
 from batchrek.models import ErrorInfo, HttpUrl, ImageInput, Item, LocalPath, Result, S3Ref
-from batchrek.run.pipeline import RunOutcome, run_batch
+from batchrek.run import RunOutcome, run_batch
 
 __all__ = [
     "BatchrekError",
@@ -31,4 +33,5 @@ __all__ = [
     "run_batch",
 ]
 
-__version__ = "0.1.0"
+# One place for the version: the package metadata (pyproject.toml).
+__version__ = _version("batchrek")

@@ -1,4 +1,4 @@
-"""The command line: parse, wire, map outcomes to exit codes. No logic lives here.
+"""The command line: parse and wire. Run control (signals, exit codes) is ``runner``.
 
 Exit codes: 0 every pair ok; 1 finished with failed pairs; 2 usage, configuration or
 manifest error; 130 stopped by SIGINT; 143 stopped by SIGTERM.
@@ -7,25 +7,16 @@ manifest error; 130 stopped by SIGINT; 143 stopped by SIGTERM.
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
-import anyio
-
-from batchrek.call.operations import RUNNABLE
-from batchrek.errors import ConfigError, ManifestUnreadable, stopping_error
-from batchrek.observe.logs import setup_logging
+from batchrek.call import RUNNABLE
+from batchrek.errors import ConfigError, ManifestUnreadable
+from batchrek.observe import setup_logging
+from batchrek.runner import EXIT_OK, EXIT_USAGE
 
 __all__ = ["main"]
-
-log = logging.getLogger("batchrek")
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -128,49 +119,11 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from batchrek.config import load_settings
-    from batchrek.runner import run_from_settings
+    from batchrek.runner import run_until_signalled
 
     settings = load_settings(_flags(args), config_file=args.config)
     setup_logging(settings.log_format, verbose=args.verbose)
-    return _run_with_signals(lambda stop: run_from_settings(settings, stop=stop))
-
-
-def _run_with_signals(start: Any) -> int:
-    """Run ``start(stop_event)``; the first SIGTERM/SIGINT sets the event, a second
-    one cancels at once (the output stays consistent: whole lines, fsync on close)."""
-    received: list[signal.Signals] = []
-
-    async def main() -> int:
-        stop = anyio.Event()
-        code = EXIT_FAILED  # replaced by the run's own code unless a 2nd signal cut it short
-        async with anyio.create_task_group() as tg:
-
-            async def watch() -> None:
-                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async for signum in signals:
-                        received.append(signal.Signals(signum))
-                        if len(received) == 1:
-                            log.warning("%s: stopping; finishing in-flight calls", signum.name)
-                            stop.set()
-                        else:
-                            log.warning("%s again: stopping now", signum.name)
-                            tg.cancel_scope.cancel()
-
-            tg.start_soon(watch)
-            code = await start(stop)
-            tg.cancel_scope.cancel()
-        return code
-
-    try:
-        code = anyio.run(main)
-    except BaseExceptionGroup as group:
-        error = stopping_error(group)
-        if error is None:
-            raise
-        raise error from None
-    if received:
-        return EXIT_SIGNAL.get(received[0], 143)
-    return code
+    return run_until_signalled(settings)
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
@@ -190,7 +143,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import orjson
 
-    from batchrek.observe.report import write_report
+    from batchrek.observe import write_report
 
     try:
         with open(args.metrics, "rb") as fh:
@@ -203,26 +156,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from batchrek.export import export_current
+    from batchrek.runner import export_current_view
 
     setup_logging("text", verbose=args.verbose)
-    done = anyio.run(
-        partial(
-            export_current,
-            args.outputs,
-            args.output,
-            s3_endpoint_url=args.s3_endpoint_url,
-            region=args.region,
-        )
+    return export_current_view(
+        args.outputs, args.output, s3_endpoint_url=args.s3_endpoint_url, region=args.region
     )
-    print(
-        f"batchrek export: {done.records} records read, {done.pairs} current results, "
-        f"{done.label_rows} label rows",
-        file=sys.stderr,
-    )
-    for path in done.files:
-        print(path)
-    return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:

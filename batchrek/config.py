@@ -19,13 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from batchrek.call.operations import RUNNABLE, Operation, build_operations
+from batchrek.call import RUNNABLE, Operation, build_operations
 from batchrek.errors import ConfigError
+from batchrek.manifest import Selection
+from batchrek.models import Oversize
 
 __all__ = ["Settings", "load_settings"]
 
 LogFormat = Literal["text", "json"]
-Oversize = Literal["resize", "stage", "fail"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +74,19 @@ class Settings:
     rates: Mapping[str, float] = field(default_factory=dict)
     bucket_regions: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """However Settings are built (``load_settings``, directly, ``replace``), a
+        value that cannot work is a ConfigError here, before anything runs."""
+        _check_types(self)
+        _validate(self)
+
     # -- derived -------------------------------------------------------------
 
-    @property
-    def effective_region(self) -> str:
-        return self.region or "us-east-1"
+    def selection(self) -> Selection:
+        """Which manifest items this run takes (its shard, at most ``limit``)."""
+        return Selection(
+            shard_index=self.shard_index or 0, shard_count=self.shard_count or 1, limit=self.limit
+        )
 
     def build_operations(self) -> tuple[Operation, ...]:
         return build_operations(self.operations, self.params)
@@ -193,6 +202,17 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def _check_types(s: Settings) -> None:
+    """A field set directly (not through ``load_settings``) has its declared type."""
+    for name in _SCALARS:
+        value = getattr(s, name)
+        if value is None:
+            continue
+        coerced = _coerce(name, value, "Settings")
+        if coerced != value or isinstance(coerced, bool) != isinstance(value, bool):
+            raise ConfigError(f"Settings: {name} must be {_HINTS[name]}, not {value!r}")
+
+
 def _validate(s: Settings) -> None:
     if not s.dry_run and not s.output:
         raise ConfigError("no output: pass -o results.jsonl (or s3://bucket/prefix/)")
@@ -258,6 +278,4 @@ def load_settings(
         env_region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
         if env_region:
             merged["region"] = env_region
-    settings = Settings(**merged)
-    _validate(settings)
-    return settings
+    return Settings(**merged)

@@ -17,7 +17,7 @@ import orjson
 
 from batchrek.config import load_settings
 from batchrek.emulator import EmulatorSettings, run_in_thread
-from batchrek.observe.report import write_report
+from batchrek.observe import write_report
 from batchrek.runner import run_from_settings
 from batchrek.testing import corpus
 

@@ -5,8 +5,24 @@
     ├── ManifestUnreadable   the manifest itself cannot be opened or read: exit 2
     └── ItemError            one image cannot be processed: becomes one error record
 
-Errors raised by botocore are translated into ``ErrorInfo`` in exactly one place,
-``batchrek.call.retry.classify``; nothing else inspects botocore exceptions.
+Foreign errors (botocore, aiohttp, Pillow, the OS) are translated at these named
+boundaries, and nowhere else; each failure is classified once there: retry,
+permanent for the image, or permanent for the run.
+
+    Rekognition calls   batchrek.call.retry.classify: any exception -> ErrorInfo
+                        (code, message, retryable); the only reader of botocore
+                        errors from the service.
+    S3 source reads     batchrek.prepare.fetch (GetObject: NoSuchKey, AccessDenied ...
+                        -> ItemError) and batchrek.prepare.regions (HeadBucket: only
+                        the region header is read, the error itself is not judged).
+    HTTP sources        batchrek.prepare.fetch (aiohttp errors, timeouts -> ItemError).
+    Local sources       batchrek.prepare.fetch (OSError -> SourceNotFound, ...).
+    Images              batchrek.prepare.imaging (Pillow's errors -> CorruptImage,
+                        UnsupportedFormat, DecompressionBomb ...).
+    Manifest streams    batchrek.manifest._streams (botocore, aiohttp, OSError, zlib
+                        -> StreamBroken / ManifestUnreadable); a folder manifest's
+                        walk in batchrek.manifest._localdir (OSError).
+    Output writes       batchrek.output (OSError of the file sink; S3 part uploads).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ __all__ = [
     "Item",
     "LocalPath",
     "ManifestProblem",
+    "Oversize",
     "Result",
     "S3Ref",
     "Source",
@@ -29,6 +30,8 @@ __all__ = [
 
 InputMode = Literal["bytes", "s3object", "none"]
 Status = Literal["ok", "error"]
+# What to do with an image over an operation's limits (the ``oversize`` setting).
+Oversize = Literal["resize", "stage", "fail"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,26 +1,47 @@
-"""A whole run as the CLI (or a user's script) wants it: run, export, summarise.
+"""Run control: a whole run as the CLI (or a user's script) wants it.
 
-``run_batch`` does the work; this adds what happens around it: the dry-run path, the
-metrics files and pushes, and the human summary on stderr.
+``run_batch`` does the work; this adds what happens around it: signals (the first
+SIGTERM/SIGINT stops gracefully, a second at once), the dry-run path, the metrics
+files and pushes, the human summary on stderr, and the exit code.
+
+Exit codes: 0 every pair ok; 1 finished with failed pairs; 2 usage, configuration or
+manifest error; 130 stopped by SIGINT; 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 import anyio
 import orjson
 
 from batchrek.config import Settings
-from batchrek.run.pipeline import RunOutcome, run_batch
+from batchrek.errors import BatchrekError
+from batchrek.run import RunOutcome, run_batch
 
-__all__ = ["export_metrics", "format_summary", "run_from_settings"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_SIGNAL",
+    "EXIT_USAGE",
+    "export_current_view",
+    "export_metrics",
+    "format_summary",
+    "run_from_settings",
+    "run_until_signalled",
+]
 
 log = logging.getLogger("batchrek")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def _atomic_write(path: str, data: bytes) -> None:
@@ -46,7 +67,7 @@ def export_metrics(settings: Settings, summary: dict[str, Any]) -> None:
             settings.metrics_out, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n"
         )
     if settings.metrics_textfile or settings.pushgateway:
-        from batchrek.observe.prometheus import push, write_textfile
+        from batchrek.observe import push, write_textfile
 
         if settings.metrics_textfile:
             write_textfile(settings.metrics_textfile, summary)
@@ -95,7 +116,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = None) -> int:
     if settings.dry_run:
-        from batchrek.run.dryrun import dry_run, format_plan
+        from batchrek.run import dry_run, format_plan
 
         plan = await dry_run(settings)
         print(format_plan(plan, price_per_image=settings.price_per_image), file=sys.stderr)
@@ -105,3 +126,68 @@ async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = No
         await anyio.to_thread.run_sync(export_metrics, settings, outcome.summary)
     print(format_summary(outcome.summary), file=sys.stderr)
     return outcome.exit_code
+
+
+def export_current_view(
+    outputs: Sequence[str], dest: str, *, s3_endpoint_url: str | None, region: str | None
+) -> int:
+    """``batchrek export``: merge the outputs, write the tables, say what was written."""
+    from batchrek.export import export_current
+
+    done = anyio.run(
+        partial(export_current, outputs, dest, s3_endpoint_url=s3_endpoint_url, region=region)
+    )
+    print(
+        f"batchrek export: {done.records} records read, {done.pairs} current results, "
+        f"{done.label_rows} label rows",
+        file=sys.stderr,
+    )
+    for path in done.files:
+        print(path)
+    return EXIT_OK
+
+
+def run_until_signalled(settings: Settings) -> int:
+    """``run_from_settings`` under signal handling, as a process runs it."""
+    return run_with_signals(lambda stop: run_from_settings(settings, stop=stop))
+
+
+def run_with_signals(start: Callable[[anyio.Event], Awaitable[int]]) -> int:
+    """Run ``start(stop_event)``; the first SIGTERM/SIGINT sets the event, a second
+    one cancels at once (the output stays consistent: whole lines, fsync on close).
+
+    A run-stopping ``BatchrekError`` is caught in the task group's body, so it
+    surfaces as itself: ``run_batch`` has already unwrapped its own task groups."""
+    received: list[signal.Signals] = []
+
+    async def main() -> int:
+        stop = anyio.Event()
+        code = EXIT_FAILED  # replaced by the run's own code unless a 2nd signal cut it short
+        error: BatchrekError | None = None
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for signum in signals:
+                        received.append(signal.Signals(signum))
+                        if len(received) == 1:
+                            log.warning("%s: stopping; finishing in-flight calls", signum.name)
+                            stop.set()
+                        else:
+                            log.warning("%s again: stopping now", signum.name)
+                            tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            try:
+                code = await start(stop)
+            except BatchrekError as exc:
+                error = exc
+            tg.cancel_scope.cancel()
+        if error is not None:
+            raise error
+        return code
+
+    code = anyio.run(main)
+    if received:
+        return EXIT_SIGNAL.get(received[0], 143)
+    return code

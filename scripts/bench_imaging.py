@@ -35,8 +35,7 @@ from PIL import Image, ImageOps
 from PIL import _imaging as pillow_core
 
 from batchrek.limits import ImageLimits, limits_for
-from batchrek.prepare.imaging import inspect as imaging
-from batchrek.prepare.pool import ImagePool, usable_cores
+from batchrek.prepare import ImagePool, imaging, usable_cores
 from batchrek.testing import corpus
 
 LIMITS = limits_for("detect_labels")

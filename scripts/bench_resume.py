@@ -138,7 +138,7 @@ def measure(mode: str, path: Path) -> dict[str, Any]:
         }
     import anyio
 
-    from batchrek.output.resume.scan import load_resume
+    from batchrek.output import load_resume
 
     before = _rss_kib()
     t0, c0 = time.perf_counter(), time.process_time()

@@ -192,7 +192,7 @@ def check_output(out: Path, lines: int) -> tuple[int, int, int]:
 
 _INDEX_CHILD = """
 import resource, sys, time, anyio
-from batchrek.output.resume.scan import load_resume
+from batchrek.output import load_resume
 t0 = time.perf_counter()
 state = anyio.run(lambda: load_resume(sys.argv[1], compact=False))
 print(time.perf_counter() - t0, len(state), state.index.nbytes,

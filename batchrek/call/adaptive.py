@@ -32,9 +32,7 @@ CUBIC learns a path's capacity from losses:
 - growth only counts while the caller keeps up with the rate, so a latency-bound or
   idle run does not inflate a rate it never used.
 
-``ConcurrencyController`` sizes the in-flight cap by Little's law (in flight = rate x
-latency) so the cap never binds before the rate does, and nothing beyond it holds
-image bytes in memory or joins a wave of throttles.
+``call.concurrency.ConcurrencyController`` sizes the in-flight cap beside it.
 """
 
 from __future__ import annotations
@@ -42,20 +40,12 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from batchrek.clock import Clock
 
-__all__ = [
-    "AdaptiveRate",
-    "ConcurrencyController",
-    "ConcurrencySnapshot",
-    "ConcurrencyTarget",
-    "RateSnapshot",
-    "RateTarget",
-]
+__all__ = ["AdaptiveRate", "RateSnapshot", "RateTarget"]
 
 Phase = Literal["startup", "recover", "probe"]
 
@@ -77,16 +67,6 @@ class RateTarget(Protocol):
     def rate(self, value: float | None) -> None: ...
 
     def pause_until(self, t: float) -> None: ...
-
-
-class ConcurrencyTarget(Protocol):
-    """What the concurrency controller drives: a ``batchrek.call.ratelimit.ConcurrencyLimit``."""
-
-    @property
-    def limit(self) -> int: ...
-
-    @limit.setter
-    def limit(self, value: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,81 +366,3 @@ class AdaptiveRate:
 
 def _count_since(times: deque[float], since: float) -> int:
     return len(times) - bisect_left(times, since)
-
-
-@dataclass(frozen=True, slots=True)
-class ConcurrencySnapshot:
-    limit: int
-    latency_s: float
-    latency_var_s: float
-    observations: int
-
-
-class ConcurrencyController:
-    """Sizes the in-flight cap from Little's law: needed = rate x latency.
-
-    Latency is smoothed the way TCP smooths RTT (``srtt`` and ``rttvar``); sizing
-    uses ``srtt + 2 x rttvar`` so ordinary latency spread does not starve the rate,
-    times ``headroom``. ``rate`` returns the summed rate of every operation sharing
-    the cap; with no ``rate`` (or an unlimited one) the cap is ``max_concurrency``.
-    """
-
-    def __init__(
-        self,
-        max_concurrency: int,
-        *,
-        rate: Callable[[], float | None] | None = None,
-        min_concurrency: int = 2,
-        headroom: float = 1.25,
-        initial_latency_s: float = 1.0,
-        target: ConcurrencyTarget | None = None,
-    ) -> None:
-        if not 1 <= min_concurrency <= max_concurrency:
-            raise ValueError("need 1 <= min_concurrency <= max_concurrency")
-        self.max_concurrency = max_concurrency
-        self.min_concurrency = min_concurrency
-        self._rate = rate
-        self._headroom = headroom
-        self._srtt = initial_latency_s
-        self._rttvar = initial_latency_s / 2
-        self._observations = 0
-        self._target = target
-        self._push()
-
-    def observe(self, latency_s: float) -> None:
-        """One call's latency (service time, not time spent waiting for a token)."""
-        if self._observations == 0:
-            self._srtt, self._rttvar = latency_s, latency_s / 2
-        else:
-            self._rttvar += (abs(self._srtt - latency_s) - self._rttvar) / 4
-            self._srtt += (latency_s - self._srtt) / 8
-        self._observations += 1
-        self._push()
-
-    @property
-    def limit(self) -> int:
-        rate = self._rate() if self._rate is not None else None
-        if rate is None or math.isinf(rate):
-            return self.max_concurrency
-        needed = math.ceil(rate * (self._srtt + 2 * self._rttvar) * self._headroom) + 1
-        return min(self.max_concurrency, max(self.min_concurrency, needed))
-
-    def snapshot(self) -> ConcurrencySnapshot:
-        return ConcurrencySnapshot(
-            limit=self.limit,
-            latency_s=self._srtt,
-            latency_var_s=self._rttvar,
-            observations=self._observations,
-        )
-
-    def _push(self) -> None:
-        if self._target is not None:
-            limit = self.limit
-            if limit != self._target.limit:
-                self._target.limit = limit
-
-    def __repr__(self) -> str:
-        return (
-            f"<ConcurrencyController limit={self.limit}/{self.max_concurrency} "
-            f"latency={self._srtt * 1000:.1f}ms±{self._rttvar * 1000:.1f}ms>"
-        )

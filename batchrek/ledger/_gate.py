@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from batchrek.call.operations import Operation
+from batchrek.call import Operation
 from batchrek.ledger._identity import Identity
 from batchrek.ledger._index import LedgerIndex, Pointer
 from batchrek.ledger._journal import LedgerKeys

@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 
-from batchrek.call.operations import Operation
+from batchrek.call import Operation
 from batchrek.ledger._gate import Ledger
 from batchrek.ledger._index import LedgerIndex
 from batchrek.ledger._records import RecordReader

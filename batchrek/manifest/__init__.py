@@ -13,6 +13,7 @@ from __future__ import annotations
 from batchrek.manifest._detect import FORMATS, detect_format
 from batchrek.manifest._images import IMAGE_EXTENSIONS
 from batchrek.manifest._read import read_manifest
+from batchrek.manifest._select import Selection, shard_of
 from batchrek.manifest._sources import SourceSyntaxError, parse_source
 from batchrek.manifest._streams import S3ClientLike
 
@@ -20,8 +21,10 @@ __all__ = [
     "FORMATS",
     "IMAGE_EXTENSIONS",
     "S3ClientLike",
+    "Selection",
     "SourceSyntaxError",
     "detect_format",
     "parse_source",
     "read_manifest",
+    "shard_of",
 ]

@@ -8,14 +8,12 @@ the same layout with names. One record per line: a quoted field cannot span line
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
 from batchrek.manifest._build import decode_key, make_item, make_s3ref, to_source
-from batchrek.manifest._lines import LineBatch, problem
-from batchrek.manifest._sources import SourceSyntaxError
-from batchrek.models import Item, ManifestProblem, Source
+from batchrek.manifest._lines import LineParser, LineRejected
+from batchrek.models import Item, Source
 
 __all__ = ["CsvParser", "split_csv_line"]
 
@@ -26,11 +24,14 @@ _VERSION_COLUMNS: Final = ("version_id", "versionid", "version")
 def split_csv_line(line: str) -> list[str]:
     """One line's fields; plain ``str.split`` unless the line uses quotes.
 
-    Raises ``csv.Error`` for broken quoting.
+    Raises ``LineRejected`` ("malformed CSV: ...") for broken quoting.
     """
     if '"' not in line:
         return line.split(",")
-    return next(csv.reader((line,), strict=True))
+    try:
+        return next(csv.reader((line,), strict=True))
+    except csv.Error as exc:
+        raise LineRejected(f"malformed CSV: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,54 +50,37 @@ class _Layout:
 _HEADERLESS: Final = _Layout(width=None)
 
 
-class CsvParser:
+class CsvParser(LineParser):
     """Decides header vs headerless from the first non-blank row."""
 
     def __init__(self, *, base_dir: str | None) -> None:
         self._base_dir = base_dir
         self._layout: _Layout | None = None
 
-    def feed(self, batch: LineBatch) -> Iterator[Item | ManifestProblem]:
-        bad = batch.bad
-        for index, line in enumerate(batch.lines):
-            number = batch.first + index
-            if bad and index in bad:
-                yield problem(number, bad[index], line)
-                continue
-            if not line or line.isspace():
-                continue
-            try:
-                fields = split_csv_line(line)
-            except csv.Error as exc:
-                yield problem(number, f"malformed CSV: {exc}", line)
-                continue
-            if self._layout is None:
-                self._layout = _layout_from(fields)
-                if self._layout is not _HEADERLESS:
-                    continue
-            yield self._row(self._layout, number, line, fields)
-
-    def _row(
-        self, layout: _Layout, number: int, line: str, fields: list[str]
-    ) -> Item | ManifestProblem:
+    def parse_line(self, line: str, number: int) -> Item | None:
+        if not line or line.isspace():
+            return None
+        fields = split_csv_line(line)
+        layout = self._layout
+        if layout is None:
+            layout = self._layout = _layout_from(fields)
+            if layout is not _HEADERLESS:
+                return None
         if layout.width is None:
             if len(fields) < 2:
-                return problem(number, "expected bucket,key[,version_id]", line)
+                raise LineRejected("expected bucket,key[,version_id]")
         elif len(fields) != layout.width:
-            return problem(number, f"{len(fields)} fields, the header has {layout.width}", line)
+            raise LineRejected(f"{len(fields)} fields, the header has {layout.width}")
         source: Source
         if layout.image >= 0:
             written = fields[layout.image].strip()
-            try:
-                source = to_source(written, self._base_dir)
-            except SourceSyntaxError as exc:
-                return problem(number, str(exc), line)
+            source = to_source(written, self._base_dir)
             default_id = written
         else:
             bucket = fields[layout.bucket].strip()
             key = decode_key(fields[layout.key])
             if not bucket or not key:
-                return problem(number, "empty bucket or key", line)
+                raise LineRejected("empty bucket or key")
             version: str | None = None
             if layout.version is not None and layout.version < len(fields):
                 version = fields[layout.version].strip() or None

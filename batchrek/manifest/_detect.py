@@ -11,9 +11,9 @@ import re
 from typing import Final
 
 from batchrek.errors import ManifestUnreadable
-from batchrek.manifest._streams import split_s3_uri
+from batchrek.s3uri import S3UriError, is_s3_uri, split_s3_uri
 
-__all__ = ["FORMATS", "detect_file_format", "detect_format"]
+__all__ = ["FORMATS", "detect_file_format", "detect_format", "no_bucket"]
 
 FORMATS: Final = frozenset({"jsonl", "csv", "txt", "inventory", "s3prefix", "dir"})
 
@@ -37,18 +37,22 @@ def detect_format(spec: str, head: bytes) -> str:
     """``jsonl``, ``csv``, ``txt``, ``inventory``, ``s3prefix`` or ``dir`` for ``spec``.
 
     ``head`` is the start of the manifest's (decompressed) content, or ``b""`` when
-    there is no file to peek into. Raises ``ManifestUnreadable`` for binary content.
-    A local ``spec`` is checked for being a directory (one ``stat``).
+    there is no file to peek into. Raises ``ManifestUnreadable`` for binary content
+    and for an ``s3://`` spec without a bucket. A local ``spec`` is checked for being
+    a directory (one ``stat``).
     """
-    if not spec.startswith("s3://") and os.path.isdir(spec):
+    if not is_s3_uri(spec) and os.path.isdir(spec):
         return "dir"
     return detect_file_format(spec, head)
 
 
 def detect_file_format(spec: str, head: bytes) -> str:
     """``detect_format`` without touching the file system (a local spec is a file)."""
-    if spec.startswith("s3://"):
-        _, key = split_s3_uri(spec)
+    if is_s3_uri(spec):
+        try:
+            _, key = split_s3_uri(spec)
+        except S3UriError as exc:
+            raise ManifestUnreadable(no_bucket(spec)) from exc
         if not key or key.endswith("/"):
             return "s3prefix"
         name = key
@@ -62,6 +66,11 @@ def detect_file_format(spec: str, head: bytes) -> str:
     if by_name is not None:
         return by_name
     return _sniff(spec, head)
+
+
+def no_bucket(spec: str) -> str:
+    """What ``ManifestUnreadable`` says for an ``s3://`` spec without a bucket."""
+    return f"{spec!r} names no bucket; use s3://bucket/key"
 
 
 def _looks_like_inventory(head: bytes) -> bool:

@@ -10,8 +10,7 @@ Only CSV inventories are read; ORC and Parquet need a columnar reader batchrek l
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -21,7 +20,7 @@ from batchrek.errors import ManifestUnreadable
 from batchrek.manifest._build import decode_key, make_item, make_s3ref
 from batchrek.manifest._csvrows import split_csv_line
 from batchrek.manifest._images import has_image_extension
-from batchrek.manifest._lines import LineBatch, RecordBatches, problem, split_lines
+from batchrek.manifest._lines import LineParser, LineRejected, RecordBatches, split_lines
 from batchrek.manifest._streams import S3ClientLike, StreamBroken, gunzip, s3_chunks
 from batchrek.models import Item, ManifestProblem
 
@@ -111,7 +110,7 @@ async def read_inventory(inventory: Inventory, s3: S3ClientLike) -> RecordBatche
             yield [ManifestProblem(last, f"{exc}; the rest of {where} was skipped")]
 
 
-class InventoryRows:
+class InventoryRows(LineParser):
     """Rows of one data file, columns placed by the manifest's ``fileSchema``."""
 
     def __init__(self, schema: tuple[str, ...], *, default_bucket: str) -> None:
@@ -126,29 +125,17 @@ class InventoryRows:
         self._etag = index.get("etag")
         self._default_bucket = default_bucket
 
-    def feed(self, batch: LineBatch) -> Iterator[Item | ManifestProblem]:
-        bad = batch.bad
-        for index, line in enumerate(batch.lines):
-            number = batch.first + index
-            if bad and index in bad:
-                yield problem(number, bad[index], line)
-            elif line:
-                record = self._row(number, line)
-                if record is not None:
-                    yield record
-
-    def _row(self, number: int, line: str) -> Item | ManifestProblem | None:
+    def parse_line(self, line: str, number: int) -> Item | None:
+        if not line:
+            return None
         width = self._width
         # Inventory quotes every field and URL-encodes keys, so '","' only separates.
         if line[0] == '"' and line[-1] == '"' and line.count('"') == 2 * width:
             fields = line[1:-1].split('","')
         else:
-            try:
-                fields = split_csv_line(line)
-            except csv.Error as exc:
-                return problem(number, f"malformed CSV: {exc}", line)
+            fields = split_csv_line(line)
         if len(fields) != width:
-            return problem(number, f"{len(fields)} fields, fileSchema has {width}", line)
+            raise LineRejected(f"{len(fields)} fields, fileSchema has {width}")
         if self._delete_marker is not None and fields[self._delete_marker].lower() == "true":
             return None
         if self._latest is not None and fields[self._latest].lower() == "false":

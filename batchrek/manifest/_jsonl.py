@@ -8,62 +8,48 @@ S3 image, ``size`` and ``etag`` (both, as S3 gives them) are taken as the object
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
 from batchrek.manifest._build import make_item, to_source
-from batchrek.manifest._lines import LineBatch, problem
-from batchrek.manifest._sources import SourceSyntaxError
-from batchrek.models import Item, ManifestProblem, S3Ref
+from batchrek.manifest._lines import LineParser, LineRejected
+from batchrek.models import Item, S3Ref
 
 __all__ = ["JsonlParser"]
 
 
-class JsonlParser:
+class JsonlParser(LineParser):
     def __init__(self, *, base_dir: str | None) -> None:
         self._base_dir = base_dir
 
-    def feed(self, batch: LineBatch) -> Iterator[Item | ManifestProblem]:
-        bad = batch.bad
-        for index, line in enumerate(batch.lines):
-            number = batch.first + index
-            if bad and index in bad:
-                yield problem(number, bad[index], line)
-            elif line and not line.isspace():
-                yield self._parse(number, line)
-
-    def _parse(self, number: int, line: str) -> Item | ManifestProblem:
+    def parse_line(self, line: str, number: int) -> Item | None:
+        if not line or line.isspace():
+            return None
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            return problem(number, f"invalid JSON: {exc}", line)
+            raise LineRejected(f"invalid JSON: {exc}") from exc
         if not isinstance(record, dict):
-            return problem(number, f"expected a JSON object, got {_kind(record)}", line)
+            raise LineRejected(f"expected a JSON object, got {_kind(record)}")
         # The record is ours (fresh from orjson): popping what is used leaves the meta.
         if "image" in record:
             image_key = "image"
         elif "source-ref" in record:
             image_key = "source-ref"
         else:
-            return problem(number, "no 'image' or 'source-ref' field", line)
+            raise LineRejected("no 'image' or 'source-ref' field")
         image = record.pop(image_key)
         if not isinstance(image, str):
-            return problem(number, f"'{image_key}' must be a string, got {_kind(image)}", line)
-        try:
-            source = to_source(image, self._base_dir)
-        except SourceSyntaxError as exc:
-            return problem(number, str(exc), line)
+            raise LineRejected(f"'{image_key}' must be a string, got {_kind(image)}")
+        source = to_source(image, self._base_dir)
         item_id = record.pop("id", None)
         if item_id is None:
             item_id = image.strip()
         elif type(item_id) is int:
             item_id = str(item_id)
         elif type(item_id) is not str:
-            return problem(
-                number, f"'id' must be a string or an integer, got {_kind(item_id)}", line
-            )
+            raise LineRejected(f"'id' must be a string or an integer, got {_kind(item_id)}")
         size = etag = None
         # What S3 says about the object, when the manifest kept it: the ledger's
         # content identity without a HEAD, and routing without one.

@@ -4,6 +4,11 @@ A 10-million-line manifest must not cost one await (or one thread hop) per line,
 lines travel in batches: one ``LineBatch`` per chunk, split and decoded in C
 (``bytes.decode`` and ``str.split`` over the whole chunk) and walked by a parser in a
 plain loop. Only a chunk holding invalid UTF-8 falls back to line-by-line decoding.
+
+``LineParser.feed`` is that loop, the one for every line format: it numbers the
+lines, reports the undecodable ones, and turns a line its format rejects
+(``LineRejected`` or ``SourceSyntaxError``) into a ``ManifestProblem`` and goes on.
+A format only says what one line means (``parse_line``).
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
+from batchrek.manifest._sources import SourceSyntaxError
 from batchrek.manifest._streams import StreamBroken
 from batchrek.models import Item, ManifestProblem
 
@@ -27,6 +33,7 @@ __all__ = [
     "RAW_CHARS",
     "LineBatch",
     "LineParser",
+    "LineRejected",
     "RecordBatches",
     "Records",
     "problem",
@@ -120,15 +127,46 @@ RecordBatches = AsyncGenerator[Records, None]
 """What every reader produces: batches, consumed one after the other, each fully."""
 
 
-class LineParser(Protocol):
+class LineRejected(Exception):
+    """Raised by ``LineParser.parse_line``: the line is unusable; the message says why."""
+
+
+class LineParser:
     """Turns batches of lines into Items and problems; may keep state across batches.
 
+    A format subclasses this and writes ``parse_line``; ``feed`` is the loop every
+    format shares, and the only one: no generator is stacked per line on top of it.
     ``feed`` is a generator, not a list: an Item handed on at once dies young, while a
     chunk's worth held in a list survives into older GC generations (measured: ~20%
     of the time for a plain list).
     """
 
-    def feed(self, batch: LineBatch) -> Iterator[Item | ManifestProblem]: ...
+    def parse_line(self, line: str, number: int) -> Item | None:
+        """The Item line ``number`` names, or ``None`` for a line to skip (a blank, a
+        header). Raises ``LineRejected`` or ``SourceSyntaxError`` for a bad line."""
+        raise NotImplementedError
+
+    def skips_undecodable(self, line: str) -> bool:
+        """Whether a line that is not valid UTF-8 (``line`` is its lossy decoding) is
+        skipped, not reported; only a format with comments skips one."""
+        return False
+
+    def feed(self, batch: LineBatch) -> Iterator[Item | ManifestProblem]:
+        parse_line = self.parse_line
+        bad = batch.bad
+        first = batch.first
+        for number, line in enumerate(batch.lines, first):
+            if bad and number - first in bad:
+                if not self.skips_undecodable(line):
+                    yield problem(number, bad[number - first], line)
+                continue
+            try:
+                item = parse_line(line, number)
+            except (LineRejected, SourceSyntaxError) as exc:
+                yield problem(number, str(exc), line)
+                continue
+            if item is not None:
+                yield item
 
 
 RAW_CHARS: Final = 200

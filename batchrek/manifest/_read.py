@@ -11,7 +11,7 @@ import anyio.to_thread
 
 from batchrek.errors import ManifestUnreadable
 from batchrek.manifest._csvrows import CsvParser
-from batchrek.manifest._detect import FORMATS, detect_file_format
+from batchrek.manifest._detect import FORMATS, detect_file_format, no_bucket
 from batchrek.manifest._inventory import parse_inventory, read_inventory
 from batchrek.manifest._jsonl import JsonlParser
 from batchrek.manifest._lines import LineParser, RecordBatches, split_lines
@@ -26,10 +26,10 @@ from batchrek.manifest._streams import (
     local_chunks,
     read_all,
     s3_chunks,
-    split_s3_uri,
 )
 from batchrek.manifest._txt import TxtParser
 from batchrek.models import Item, ManifestProblem
+from batchrek.s3uri import S3UriError, is_s3_uri, split_s3_uri
 
 __all__ = ["read_manifest"]
 
@@ -62,10 +62,11 @@ async def _open_reader(spec: str, fmt: str | None, s3: S3ClientLike | None) -> R
         raise ManifestUnreadable(
             f"unknown manifest format {fmt!r}; use one of {', '.join(sorted(FORMATS))}"
         )
-    if spec.startswith("s3://"):
-        bucket, key = split_s3_uri(spec)
-        if not bucket:
-            raise ManifestUnreadable(f"{spec!r} names no bucket; use s3://bucket/key")
+    if is_s3_uri(spec):
+        try:
+            bucket, key = split_s3_uri(spec)
+        except S3UriError as exc:
+            raise ManifestUnreadable(no_bucket(spec)) from exc
         client = _need_s3(s3, spec)
         if fmt == "s3prefix" or (fmt is None and (not key or key.endswith("/"))):
             return list_prefix(client, bucket, key)
@@ -113,7 +114,7 @@ async def _open(stream: Peekable, spec: str) -> tuple[Peekable, bytes]:
             stream = Peekable(gunzip(stream.chunks(), name=spec))
         return stream, await stream.peek(HEAD_BYTES)
     except StreamBroken as exc:
-        hint = "; to list a prefix, end the URI with '/'" if spec.startswith("s3://") else ""
+        hint = "; to list a prefix, end the URI with '/'" if is_s3_uri(spec) else ""
         raise ManifestUnreadable(f"{exc}; check the manifest path or URI{hint}") from exc
 
 

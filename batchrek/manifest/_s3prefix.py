@@ -5,7 +5,7 @@ from __future__ import annotations
 from batchrek.errors import ManifestUnreadable
 from batchrek.manifest._images import has_image_extension
 from batchrek.manifest._lines import RecordBatches
-from batchrek.manifest._streams import S3_ERRORS, S3ClientLike
+from batchrek.manifest._streams import S3ClientLike, StreamBroken, s3_listing
 from batchrek.models import Item, ManifestProblem, S3Ref
 
 __all__ = ["list_prefix"]
@@ -18,11 +18,10 @@ async def list_prefix(s3: S3ClientLike, bucket: str, prefix: str) -> RecordBatch
     already handed out items, so it ends with a problem record instead.
     """
     where = f"s3://{bucket}/{prefix}"
-    paginator = s3.get_paginator("list_objects_v2")
     count = 0
     pages = 0
     try:
-        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        async for page in s3_listing(s3, bucket, prefix):
             pages += 1
             items: list[Item | ManifestProblem] = []
             for entry in page.get("Contents", ()):
@@ -41,7 +40,7 @@ async def list_prefix(s3: S3ClientLike, bucket: str, prefix: str) -> RecordBatch
                         )
                     )
             yield items
-    except S3_ERRORS as exc:
+    except StreamBroken as exc:
         if pages == 0:
             raise ManifestUnreadable(
                 f"cannot list {where}: {exc}; check the bucket name and that your "

@@ -1,35 +1,25 @@
-"""Parse the string a manifest gives for an image into a typed Source."""
+"""Parse the string a manifest gives for an image into a typed Source.
+
+``s3://`` URIs are parsed by ``batchrek.s3uri`` (the one parser of them); its
+``S3UriError`` becomes ``SourceSyntaxError`` here, with the same message.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
-from batchrek.models import HttpUrl, LocalPath, S3Ref, Source
+from batchrek.models import HttpUrl, LocalPath, Source
+from batchrek.s3uri import S3UriError, is_s3_uri, parse_s3_object
 
-__all__ = ["SourceSyntaxError", "parse_s3_uri", "parse_source"]
+__all__ = ["SourceSyntaxError", "parse_source"]
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://")
 
 
 class SourceSyntaxError(ValueError):
     """The string names no image we know how to fetch."""
-
-
-def parse_s3_uri(text: str) -> S3Ref:
-    """``s3://bucket/key[?versionId=V]``. The key is taken as written (not URL-decoded)."""
-    if not text.startswith("s3://"):
-        raise SourceSyntaxError(f"not an s3:// URI: {text!r}")
-    rest = text[5:]
-    bucket, sep, key = rest.partition("/")
-    version: str | None = None
-    if "?versionId=" in key:
-        key, _, query = key.partition("?")
-        version = parse_qs(query).get("versionId", [None])[0]
-    if not bucket or not sep or not key:
-        raise SourceSyntaxError(f"s3 URI needs a bucket and a key: {text!r}")
-    return S3Ref(bucket=bucket, key=key, version=version)
 
 
 def parse_source(text: str, *, base_dir: str | None = None) -> Source:
@@ -41,8 +31,11 @@ def parse_source(text: str, *, base_dir: str | None = None) -> Source:
     text = text.strip()
     if not text:
         raise SourceSyntaxError("empty image reference")
-    if text.startswith("s3://"):
-        return parse_s3_uri(text)
+    if is_s3_uri(text):
+        try:
+            return parse_s3_object(text)
+        except S3UriError as exc:
+            raise SourceSyntaxError(str(exc)) from exc
     lowered = text[:8].lower()
     if lowered.startswith(("https://", "http://")):
         parts = urlsplit(text)

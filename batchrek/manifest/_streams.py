@@ -1,8 +1,14 @@
-"""Byte streams a manifest can come from: a local file, an S3 object, gzip over either.
+"""Byte streams a manifest can come from: a local file, an S3 object, gzip over either,
+and the pages of an S3 listing.
 
-Every failure while reading becomes ``StreamBroken`` here, so readers decide in one
-place whether it is fatal (nothing read yet: ``ManifestUnreadable``) or one more
-problem record (the stream broke after some lines were already handed out).
+This module is the named boundary for "manifest streams": foreign errors met while
+reading a manifest or listing S3 (botocore, aiohttp, ``OSError``, ``TimeoutError``,
+``zlib.error``) are caught here and nowhere else in ``batchrek.manifest``, and each
+becomes ``StreamBroken``. Readers then decide in one place whether it is fatal
+(nothing read yet: ``ManifestUnreadable``) or one more problem record (the stream
+broke after some lines were already handed out). The one other catch is the walk of
+a local directory (``_localdir``), whose ``OSError`` for a folder it cannot list
+becomes a problem record there.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ __all__ = [
     "local_chunks",
     "read_all",
     "s3_chunks",
-    "split_s3_uri",
+    "s3_listing",
 ]
 
 CHUNK_BYTES: Final = 1024 * 1024
@@ -46,12 +52,6 @@ class S3ClientLike(Protocol):
 
 class StreamBroken(Exception):
     """Reading a manifest stream failed; the message says what and where."""
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` to ``(bucket, key)``; the key may be empty (a whole bucket)."""
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
 
 
 async def local_chunks(path: str, *, size: int = CHUNK_BYTES) -> AsyncIterator[bytes]:
@@ -92,6 +92,17 @@ async def s3_chunks(
             yield chunk
     finally:
         body.close()
+
+
+async def s3_listing(s3: S3ClientLike, bucket: str, prefix: str) -> AsyncIterator[Any]:
+    """ListObjectsV2 pages for ``prefix``, as S3 returns them; a failure is
+    ``StreamBroken`` carrying S3's own message."""
+    paginator = s3.get_paginator("list_objects_v2")
+    try:
+        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            yield page
+    except S3_ERRORS as exc:
+        raise StreamBroken(str(exc)) from exc
 
 
 async def gunzip(

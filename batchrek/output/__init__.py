@@ -1,1 +1,32 @@
-"""TODO"""
+"""Output: turn each ``Result`` into one durable JSON line, and resume from them.
+
+Exactly one writer owns a run's output: the pipeline serialises each result to one
+line and hands it to a ``Sink``, which batches the lines and makes them durable.
+
+- ``JsonlFileSink`` (``file``): a local JSON Lines file, appended in whole-line batches
+  and fsynced at the pipeline's durability points;
+- ``S3PartSink`` (``s3parts``): ``s3://bucket/prefix/`` as rolling part files, each one
+  an object that appears whole or not at all;
+- ``load_resume`` (``resume``): before a rerun writes, index the pairs the existing
+  output already holds, repair a torn tail and compact superseded records, so the
+  output ends with exactly one record per (id, operation).
+
+Other packages import from here, never from the modules.
+"""
+
+from __future__ import annotations
+
+from batchrek.output.file import JsonlFileSink, Sink
+from batchrek.output.resume import ResumeIndex, ResumeState, load_resume, pair_key
+from batchrek.output.s3parts import S3Client, S3PartSink
+
+__all__ = [
+    "JsonlFileSink",
+    "ResumeIndex",
+    "ResumeState",
+    "S3Client",
+    "S3PartSink",
+    "Sink",
+    "load_resume",
+    "pair_key",
+]

@@ -1,4 +1,4 @@
-"""Output to S3: rolling part files under a prefix, and resuming from them.
+"""Output to S3: rolling part files under a prefix.
 
 ``-o s3://bucket/prefix/`` writes ``prefix/part-<run-stamp>-<shard>-<seq>.jsonl``. An S3
 object appears whole or not at all, so a part FILE is the unit of durability:
@@ -12,42 +12,35 @@ object appears whole or not at all, so a part FILE is the unit of durability:
   ``part_seconds`` plus one flush tick of them. Resume redoes them.
 
 A killed run leaves its open multipart upload behind (storage billed, invisible to
-listings). The next run's ``load_s3_resume`` aborts the part-file uploads under the
-prefix (of its shard) before writing; a bucket lifecycle rule
-``AbortIncompleteMultipartUpload`` is the backstop for prefixes never rerun.
-
-Exactly one record per pair: objects cannot be edited, so when resume finds superseded
-records it copies the kept records of every affected part into new part files (a fresh
-run stamp), completes them, and only then deletes the old objects. A kill between the
-two leaves duplicates, never a gap; the next resume drops them the same way. All of
-this happens before the run writes anything new.
+listings). The next run's resume (``batchrek.output.resume.s3``) aborts the part-file
+uploads under the prefix (of its shard) before writing, and compacts superseded
+records into new part files; a bucket lifecycle rule ``AbortIncompleteMultipartUpload``
+is the backstop for prefixes never rerun.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 import secrets
 import time
-from bisect import bisect_left
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
 
 from batchrek.clock import Clock, SystemClock
 from batchrek.output.file import check_record
-from batchrek.output.resume.scan import CHUNK_BYTES, ResumeState, _keep, _plan, _Scanner
+from batchrek.s3uri import parse_s3_prefix
 
 __all__ = [
     "MIN_PART_BYTES",
+    "PART_BYTES",
     "S3Client",
     "S3PartSink",
-    "load_s3_resume",
     "new_run_stamp",
-    "parse_output_uri",
+    "part_shard",
+    "shard_label",
 ]
 
 MIN_PART_BYTES = 5 * 1024 * 1024
@@ -70,28 +63,26 @@ class S3Client(Protocol):
     async def delete_objects(self, **kwargs: Any) -> Any: ...
 
 
-def parse_output_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/prefix`` -> ``(bucket, "prefix/")``: the prefix is a folder."""
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3:// output: {uri!r}")
-    bucket, _, prefix = uri[5:].partition("/")
-    if not bucket:
-        raise ValueError(f"s3 output needs a bucket: {uri!r}")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    return bucket, prefix
-
-
 def new_run_stamp() -> str:
     """UTC time first, so part files sort by run; a random tail keeps runs apart."""
+    # A naming stamp read off the wall clock, never a duration: it stays on ``time``
+    # rather than ``batchrek.clock`` (whose monotonic time has no calendar meaning).
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + secrets.token_hex(3)
 
 
-def _shard_label(shard: int | str) -> str:
+def shard_label(shard: int | str) -> str:
+    """The shard as it appears in a part file name: ``3`` -> ``"0003"``."""
     label = f"{shard:04d}" if isinstance(shard, int) else shard
     if not re.fullmatch(r"[0-9A-Za-z]+", label):
         raise ValueError(f"a shard label is letters and digits: {shard!r}")
     return label
+
+
+def part_shard(name: str) -> str | None:
+    """The shard label of a part file name (relative to the prefix), or ``None`` when
+    the name is not one this sink writes."""
+    match = _PART_NAME.fullmatch(name)
+    return None if match is None else match[2]
 
 
 @dataclass(slots=True)
@@ -123,8 +114,8 @@ class S3PartSink:
             raise ValueError(f"part_bytes must be at least {MIN_PART_BYTES} (S3's minimum)")
         if part_records < 1 or part_seconds <= 0:
             raise ValueError("part_records and part_seconds must be positive")
-        self.bucket, self.prefix = parse_output_uri(uri)
-        self.shard = _shard_label(shard)
+        self.bucket, self.prefix = parse_s3_prefix(uri)
+        self.shard = shard_label(shard)
         self.run_stamp = run_stamp or new_run_stamp()
         self.keys_written: list[str] = []  # completed part files, in order
         self.records_written = 0  # records in completed part files
@@ -280,133 +271,3 @@ class S3PartSink:
             f"parts={len(self.keys_written)}, records={self.records_written}, "
             f"open={open_records})"
         )
-
-
-# -- resume ------------------------------------------------------------------------
-
-
-async def load_s3_resume(
-    client: S3Client,
-    uri: str,
-    *,
-    shard: int | str | None = None,
-    retry_failed: bool = False,
-    compact: bool = True,
-) -> ResumeState:
-    """``load_resume`` for part files: list, stream each object through the scanner,
-    then abort stale uploads and compact (see the module doc). ``shard=None`` reads
-    every part file under the prefix and assumes one writer."""
-    bucket, prefix = parse_output_uri(uri)
-    label = None if shard is None else _shard_label(shard)
-    aborted = await _abort_stale_uploads(client, bucket, prefix, label) if compact else 0
-    keys = sorted([key async for key in _list_parts(client, bucket, prefix, label)])
-    scan = _Scanner(retry_failed=retry_failed)
-    torn: list[int] = []
-    for key in keys:
-        async for chunk in _read_object(client, bucket, key):
-            await anyio.to_thread.run_sync(scan.feed, chunk)
-        torn.append(scan.end_segment())
-    ends = scan.segment_ends
-    plan = await anyio.to_thread.run_sync(_plan, scan)
-    del scan
-    state = replace(plan.state, stale_uploads_aborted=aborted)
-    dropped = plan.dropped
-    starts = [0, *ends[:-1]]
-    affected = [
-        i
-        for i in range(len(keys))
-        if torn[i] or bisect_left(dropped, starts[i]) != bisect_left(dropped, ends[i])
-    ]
-    if not compact or not affected:
-        return state
-    stamp = new_run_stamp()
-    sinks: dict[str, S3PartSink] = {}
-    for i in affected:
-        match = _PART_NAME.fullmatch(keys[i][len(prefix) :])
-        assert match is not None  # _list_parts only yields part names
-        label_i = match[2]
-        sink = sinks.get(label_i)
-        if sink is None:
-            sink = sinks[label_i] = S3PartSink(
-                client, uri, shard=label_i, run_stamp=stamp, part_seconds=math.inf
-            )
-        first, tail = starts[i], b""
-        async for chunk in _read_object(client, bucket, keys[i]):
-            data = tail + chunk if tail else chunk
-            cut = data.rfind(b"\n") + 1
-            tail, whole = data[cut:], data[:cut]  # a torn tail is left behind
-            for line in _keep(whole, first, dropped).splitlines(keepends=True):
-                await sink.write(line)
-            first += whole.count(b"\n")
-    for sink in sinks.values():
-        await sink.aclose()
-    await _delete(client, bucket, [keys[i] for i in affected])
-    return replace(state, compacted=True, objects_rewritten=len(affected))
-
-
-async def _list_parts(
-    client: S3Client, bucket: str, prefix: str, label: str | None
-) -> AsyncIterator[str]:
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-    while True:
-        page = await client.list_objects_v2(**kwargs)
-        for entry in page.get("Contents", ()):
-            if _is_part(entry["Key"][len(prefix) :], label):
-                yield entry["Key"]
-        if not page.get("IsTruncated"):
-            return
-        kwargs["ContinuationToken"] = page["NextContinuationToken"]
-
-
-def _is_part(name: str, label: str | None) -> bool:
-    match = _PART_NAME.fullmatch(name)
-    return match is not None and (label is None or match[2] == label)
-
-
-async def _read_object(client: S3Client, bucket: str, key: str) -> AsyncIterator[bytes]:
-    """Stream an object in chunks of about ``CHUNK_BYTES``: one thread hop each."""
-    response = await client.get_object(Bucket=bucket, Key=key)
-    body = response["Body"]
-    try:
-        buf = bytearray()
-        while chunk := await body.read(1024 * 1024):
-            buf += chunk
-            if len(buf) >= CHUNK_BYTES:
-                yield bytes(buf)
-                buf = bytearray()
-        if buf:
-            yield bytes(buf)
-    finally:
-        body.close()
-
-
-async def _abort_stale_uploads(
-    client: S3Client, bucket: str, prefix: str, label: str | None
-) -> int:
-    """Abort part-file uploads a killed run left open. Runs before this run uploads
-    anything, so with one writer per shard every upload found is stale."""
-    aborted = 0
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-    while True:
-        page = await client.list_multipart_uploads(**kwargs)
-        for upload in page.get("Uploads", ()):
-            if _is_part(upload["Key"][len(prefix) :], label):
-                await client.abort_multipart_upload(
-                    Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                )
-                aborted += 1
-        if not page.get("IsTruncated"):
-            return aborted
-        kwargs["KeyMarker"] = page.get("NextKeyMarker")
-        kwargs["UploadIdMarker"] = page.get("NextUploadIdMarker")
-
-
-async def _delete(client: S3Client, bucket: str, keys: list[str]) -> None:
-    for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
-        batch = [{"Key": key} for key in keys[start : start + 1000]]
-        result = await client.delete_objects(
-            Bucket=bucket, Delete={"Objects": batch, "Quiet": True}
-        )
-        if result.get("Errors"):
-            first = result["Errors"][0]
-            raise OSError(f"deleting superseded part {first.get('Key')}: {first.get('Message')}")

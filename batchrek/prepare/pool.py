@@ -29,10 +29,14 @@ import anyio
 import anyio.to_thread
 from PIL import _imaging as pillow_core
 
+import batchrek.prepare.imaging as imaging
 from batchrek.errors import ItemError
 from batchrek.limits import ImageLimits
-from batchrek.prepare.imaging import inspect as imaging
-from batchrek.prepare.imaging.inspect import ImageHeader, Transcoded
+from batchrek.prepare.imaging import ImageHeader, Transcoded
+
+# ``imaging.inspect`` and ``imaging.transcode`` are looked up at each call (tests patch
+# them on the package); ``_transcode_in_worker`` stays a module-level function, so a
+# worker process can unpickle it by name.
 
 __all__ = ["ImagePool", "usable_cores"]
 

@@ -18,20 +18,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
-from typing import Any, Literal
+from typing import Any
 
+from batchrek.clock import Clock, SystemClock
 from batchrek.errors import ItemError
 from batchrek.limits import ImageLimits
-from batchrek.models import HttpUrl, ImageInput, Item, LocalPath, S3Ref
+from batchrek.models import HttpUrl, ImageInput, Item, LocalPath, Oversize, S3Ref
 from batchrek.prepare.fetch import Fetcher
-from batchrek.prepare.imaging.inspect import fits
+from batchrek.prepare.imaging import ImageHeader, fits
 from batchrek.prepare.pool import ImagePool
 from batchrek.prepare.regions import BucketRegions
+from batchrek.s3uri import parse_s3_prefix
 
-__all__ = ["ItemPrep", "Preparer", "content_key"]
+__all__ = ["ItemPrep", "Preparer", "Stager", "content_key"]
 
-Oversize = Literal["resize", "stage", "fail"]
 _SERVICE_FORMATS = (".jpg", ".jpeg", ".png")
 _OTHER_IMAGE_EXT = (".webp", ".gif", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif")
 
@@ -53,13 +53,14 @@ def content_key(item: Item) -> str:
 
 
 class Stager:
-    """Uploads images the service can't take inline to a bucket in its region."""
+    """Uploads images the service can't take inline to a bucket in its region.
+
+    ``uri`` is ``s3://bucket/prefix``; a malformed one raises ``S3UriError``.
+    """
 
     def __init__(self, s3: Any, uri: str) -> None:
-        bucket, _, prefix = uri[5:].partition("/")
         self._s3 = s3
-        self.bucket = bucket
-        self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        self.bucket, self.prefix = parse_s3_prefix(uri)
 
     async def put(self, data: bytes, ext: str) -> dict[str, str]:
         key = f"{self.prefix}{hashlib.sha256(data).hexdigest()}{ext}"
@@ -71,7 +72,10 @@ class Stager:
 
 
 class Preparer:
-    """Shared, per-run routing state: clients, the bucket-region cache, the image pool."""
+    """Shared, per-run routing state: clients, the bucket-region cache, the image pool.
+
+    ``clock`` times each item's preparation (``ImageInput.prepare_s``).
+    """
 
     def __init__(
         self,
@@ -82,6 +86,7 @@ class Preparer:
         pool: ImagePool,
         oversize: Oversize = "resize",
         stager: Stager | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.region = region
         self.fetcher = fetcher
@@ -89,6 +94,7 @@ class Preparer:
         self.pool = pool
         self.oversize = oversize
         self.stager = stager
+        self.clock = clock or SystemClock()
 
     def for_item(self, item: Item) -> ItemPrep:
         return ItemPrep(self, item)
@@ -152,7 +158,8 @@ class ItemPrep:
     async def _cached(self, limits: ImageLimits, *, force_bytes: bool) -> ImageInput:
         key = (limits, force_bytes)
         if key not in self._inputs:
-            started = time.perf_counter()
+            clock = self._p.clock
+            started = clock.monotonic()
             made = await self._route(limits, force_bytes=force_bytes)
             self._inputs[key] = ImageInput(
                 image=made.image,
@@ -160,7 +167,7 @@ class ItemPrep:
                 original=made.original,
                 sent=made.sent,
                 transcoded=made.transcoded,
-                prepare_s=time.perf_counter() - started,
+                prepare_s=clock.monotonic() - started,
             )
         return self._inputs[key]
 
@@ -223,7 +230,9 @@ class ItemPrep:
             transcoded=True,
         )
 
-    async def _staged_input(self, data: bytes, header: Any, limits: ImageLimits) -> ImageInput:
+    async def _staged_input(
+        self, data: bytes, header: ImageHeader, limits: ImageLimits
+    ) -> ImageInput:
         stager = self._p.stager
         assert stager is not None
         stats = header.stats()

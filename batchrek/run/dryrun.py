@@ -16,12 +16,11 @@ from collections import Counter
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
-from batchrek.call.retry import classify
+from batchrek.call import classify
 from batchrek.config import Settings
 from batchrek.ledger import Verdict, identify
 from batchrek.manifest import read_manifest
 from batchrek.models import HttpUrl, ManifestProblem
-from batchrek.run.pipeline import shard_of
 from batchrek.run.services import Services
 
 __all__ = ["Plan", "dry_run", "format_plan"]
@@ -43,19 +42,13 @@ async def dry_run(settings: Settings) -> Plan:
     ops = settings.build_operations()
     plan = Plan()
     free = (Verdict.UNCHANGED, Verdict.REUSED)
-    shards = settings.shard_count or 1
     async with AsyncExitStack() as stack:
         services = await Services.open(settings, stack)
-        async for entry in read_manifest(
-            settings.manifest, fmt=settings.manifest_format, s3=services.s3
-        ):
+        entries = read_manifest(settings.manifest, fmt=settings.manifest_format, s3=services.s3)
+        async for entry in settings.selection().select(entries):
             if isinstance(entry, ManifestProblem):
                 plan.manifest_problems += 1
                 continue
-            if shards > 1 and shard_of(entry.id, shards) != (settings.shard_index or 0):
-                continue
-            if settings.limit is not None and plan.items >= settings.limit:
-                break
             plan.items += 1
             prep = services.preparer.for_item(entry)
             ledger = services.ledger

@@ -1,23 +1,22 @@
-"""One run, wired as an anyio task group.
+"""One run, wired as an anyio task group. The wiring only: one item's work is
+``run.work``, the shard and limit filter ``manifest.Selection``.
 
-    manifest ──Item──▶ filters (limit, shard, resume) ──▶ bounded stream ──▶ workers
-    workers: prepare once ─▶ per operation: rate token ─▶ in-flight slot ─▶ call (retry)
+    manifest ──Item──▶ select (shard, limit) ─▶ resume or ledger ──▶ bounded stream ──▶ workers
+    workers: ItemWorker.process (prepare once, per operation: token, slot, call)
     ──Result──▶ bounded stream ──▶ the one writer (sink)
     ticker: metrics.tick() every second, durable flush, rate/concurrency control
 
 Memory is bounded by the two streams and the workers: nothing per item outlives
-its result line. The pipeline knows nothing of botocore errors: ``retry.classify``
-translates every exception into an ``ErrorInfo``.
+its result line.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -25,44 +24,28 @@ import anyio
 import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from batchrek.call.adaptive import AdaptiveRate, ConcurrencyController
-from batchrek.call.credentials import force_refresh
-from batchrek.call.operations import Operation, trim_response
-from batchrek.call.ratelimit import ConcurrencyLimit, TokenBucket
-from batchrek.call.retry import (
-    Outcome,
+from batchrek.call import (
+    ConcurrencyController,
+    ConcurrencyLimit,
+    Operation,
+    RateControl,
     RetryPolicy,
-    call_with_retry,
-    classify,
-    is_quota_throttle,
-    is_throttle,
-    needs_credential_refresh,
 )
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
 from batchrek.errors import stopping_error
-from batchrek.ledger import Check, Identity, Verdict, identify, known_identity
+from batchrek.ledger import known_identity
 from batchrek.limits import default_tps
 from batchrek.manifest import read_manifest
-from batchrek.models import ErrorInfo, ImageInput, Item, ManifestProblem, Result
-from batchrek.observe.metrics.run import RunMetrics
-from batchrek.observe.progress import run_progress
-from batchrek.prepare.route import ItemPrep, content_key
+from batchrek.models import Item, ManifestProblem, Result
+from batchrek.observe import RunMetrics, run_progress
 from batchrek.run import streams
 from batchrek.run.dedupe import Deduper
+from batchrek.run.records import MANIFEST_OPERATION, problem_result
 from batchrek.run.services import Services
+from batchrek.run.work import ItemWorker, Work
 
-__all__ = ["RunOutcome", "run_batch", "shard_of"]
-
-# The service refused an S3Object it could not take as it is: download and transcode.
-_FALLBACK_TO_BYTES = frozenset({"InvalidImageFormatException", "ImageTooLargeException"})
-MANIFEST_OPERATION = "manifest"
-
-
-def shard_of(item_id: str, shard_count: int) -> int:
-    """A stable partition of ids: the same id lands in the same shard on every pod."""
-    digest = hashlib.blake2b(item_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % shard_count
+__all__ = ["RunOutcome", "run_batch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,45 +59,21 @@ class RunOutcome:
         return 1 if self.failed_pairs else 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Work:
-    item: Item
-    ops: tuple[Operation, ...]
-    # With a ledger: the identity and checks, when the manifest gave the identity.
-    identity: Identity | None = None
-    checks: dict[str, Check] | None = None
-
-
-class _OpControl:
-    """The rate limit (fixed or adaptive) for one operation; the quota is per
-    operation, and per account, so a sharded run takes its share of it."""
-
-    def __init__(self, op: Operation, settings: Settings, region: str, clock: Clock) -> None:
-        self.op = op
+def _rate_controls(
+    settings: Settings, ops: tuple[Operation, ...], region: str, clock: Clock
+) -> dict[str, RateControl]:
+    """One rate limit per operation; the quota is per account, so a sharded run
+    takes its share of it."""
+    split = (settings.shard_count or 1) if settings.shard_rate_split else 1
+    controls = {}
+    for op in ops:
         fixed = settings.fixed_rate(op.method)
-        split = (settings.shard_count or 1) if settings.shard_rate_split else 1
-        start = fixed if fixed is not None else default_tps(op.api_name, region)
-        self.bucket = TokenBucket(start / split, clock=clock)
-        # The controller drives the bucket's rate and its pauses itself.
-        self.adaptive = (
-            AdaptiveRate(start / split, clock=clock, target=self.bucket) if fixed is None else None
+        controls[op.method] = RateControl(
+            fixed_tps=fixed / split if fixed is not None else None,
+            start_tps=default_tps(op.api_name, region) / split,
+            clock=clock,
         )
-
-    def on_success(self) -> None:
-        if self.adaptive is not None:
-            self.adaptive.on_success()
-
-    def on_throttle(self, *, soft: bool) -> None:
-        """``soft``: a "slow down" that is not the quota (ThrottlingException) is weak
-        evidence; only ProvisionedThroughputExceeded says where the quota is."""
-        if self.adaptive is not None:
-            self.adaptive.on_throttle(soft=soft)
-
-    @property
-    def rate(self) -> float | None:
-        """The live rate; RunMetrics averages the last minute of ticks itself (the
-        controller's own settled_rate would smooth it twice)."""
-        return self.bucket.rate
+    return controls
 
 
 class _Run:
@@ -131,22 +90,38 @@ class _Run:
         self.ops = ops
         self.metrics = metrics
         self.clock = clock
-        self.controls = {op.method: _OpControl(op, settings, services.region, clock) for op in ops}
+        self.controls = _rate_controls(settings, ops, services.region, clock)
         self.inflight_limit = ConcurrencyLimit(settings.concurrency)
         self.concurrency = ConcurrencyController(settings.concurrency, rate=self._total_rate)
         self.inflight_limit.limit = self.concurrency.limit
-        self.policy = RetryPolicy(
-            max_attempts=settings.max_attempts, deadline_s=settings.item_deadline_s
+        self.worker = ItemWorker(
+            rekognition=services.rekognition,
+            preparer=services.preparer,
+            controls=self.controls,
+            inflight=self.inflight_limit,
+            concurrency=self.concurrency,
+            policy=RetryPolicy(
+                max_attempts=settings.max_attempts, deadline_s=settings.item_deadline_s
+            ),
+            deduper=Deduper(settings.dedupe_cache) if settings.dedupe else None,
+            ledger=services.ledger,
+            s3=services.s3,
+            oversize=settings.oversize,
+            metrics=metrics,
+            clock=clock,
         )
-        self.deduper = Deduper(settings.dedupe_cache) if settings.dedupe else None
         self.stopping = False
-        self.failed = 0
+        self.problems = 0  # manifest problems recorded by this run
+
+    @property
+    def failed(self) -> int:
+        return self.worker.failed + self.problems
 
     def _total_rate(self) -> float | None:
         """Requests/s the limiters allow in all (None: some operation is unlimited)."""
         total = 0.0
         for control in self.controls.values():
-            rate = control.bucket.rate
+            rate = control.rate
             if rate is None:
                 return None
             total += rate
@@ -169,15 +144,16 @@ class _Run:
 
     # -- producer -------------------------------------------------------------
 
-    async def produce(self, send: MemoryObjectSendStream[_Work | Result]) -> None:
-        s = self.s
-        shard_count = s.shard_count or 1
-        shard_index = s.shard_index or 0
-        taken = 0
+    async def produce(self, send: MemoryObjectSendStream[Work | Result]) -> None:
         resume = self.svc.resume
+        entries = _timed(
+            read_manifest(self.s.manifest, fmt=self.s.manifest_format, s3=self.svc.s3),
+            self.metrics.observe_read_wait,
+            self.clock,
+        )
+        selected = self.s.selection().select(entries, on_other_shard=self.metrics.shard_filtered)
         async with send:
-            entries = read_manifest(s.manifest, fmt=s.manifest_format, s3=self.svc.s3)
-            async for entry in _timed(entries, self.metrics.observe_read_wait, self.clock):
+            async for entry in selected:
                 if self.stopping:
                     break
                 if isinstance(entry, ManifestProblem):
@@ -185,14 +161,8 @@ class _Run:
                     if resume is not None and (entry.id, MANIFEST_OPERATION) in resume:
                         self.metrics.skipped(MANIFEST_OPERATION)
                         continue
-                    await streams.send(send, _problem_result(entry))
+                    await streams.send(send, problem_result(entry))
                     continue
-                if shard_count > 1 and shard_of(entry.id, shard_count) != shard_index:
-                    self.metrics.shard_filtered()
-                    continue
-                if s.limit is not None and taken >= s.limit:
-                    break
-                taken += 1
                 self.metrics.item_read()
                 todo = tuple(
                     op for op in self.ops if resume is None or (entry.id, op.method) not in resume
@@ -205,172 +175,26 @@ class _Run:
                     if op not in todo:
                         self.metrics.skipped(op.method)
                 if todo:
-                    await streams.send(send, _Work(entry, todo, identity, checks))
+                    await streams.send(send, Work(entry, todo, identity, checks))
 
     # -- workers --------------------------------------------------------------
 
     async def work(
         self,
-        recv: MemoryObjectReceiveStream[_Work | Result],
+        recv: MemoryObjectReceiveStream[Work | Result],
         out: MemoryObjectSendStream[Result],
     ) -> None:
         async with recv, out:
             async for work in streams.items(recv):
                 if isinstance(work, Result):  # a manifest problem, already a record
-                    self.failed += 1
+                    self.problems += 1
                     self.metrics.record_result(work, 0.0)
                     await streams.send(out, work)
                     continue
                 if self.stopping:
                     # Stopping: leave the rest unread; a rerun picks them up.
                     continue
-                await self._process(work, out)
-
-    async def _process(self, work: _Work, out: MemoryObjectSendStream[Result]) -> None:
-        item = work.item
-        started = self.clock.monotonic()
-        deduper = self.deduper
-        key = content_key(item) if deduper is not None else None
-        earlier: dict[str, Result] = {}
-        if key is not None and deduper is not None:
-            earlier = dict(await deduper.claim(key) or {})
-        owner = key is not None and not earlier
-        published: dict[str, Result] = {}
-        prep = self.svc.preparer.for_item(item)
-        ledger = self.svc.ledger
-        ops, identity, checks = work.ops, work.identity, work.checks or {}
-        try:
-            if ledger is not None and identity is None:
-                identity = await identify(item, s3=self.svc.s3, read_bytes=prep.source_bytes)
-                if identity is not None:
-                    ops, checks = ledger.split(item, ops, identity)
-                    for op in work.ops:
-                        if op not in ops:
-                            self.metrics.skipped(op.method)
-            for op in ops:
-                reused = earlier.get(op.method)
-                check = checks.get(op.method)
-                copied = None
-                if (
-                    reused is None
-                    and check is not None
-                    and check.verdict is Verdict.REUSED
-                    and ledger is not None
-                    and identity is not None
-                ):
-                    copied = await ledger.reuse(check, item, op, identity)
-                if copied is not None:
-                    result = copied
-                    self.metrics.deduplicated(op.method)
-                elif reused is not None:
-                    result = _reuse(reused, item)
-                    self.metrics.deduplicated(op.method)
-                else:
-                    result = await self._call(prep, op)
-                    if result.done:
-                        published[op.method] = result
-                if ledger is not None and identity is not None and copied is None:
-                    result = ledger.stamp(result, identity)
-                if result.status == "error":
-                    self.failed += 1
-                self.metrics.record_result(result, self.clock.monotonic() - started)
-                await streams.send(out, result)
-        finally:
-            if owner and key is not None and deduper is not None:
-                deduper.release(key, published)
-            if prep.needs_cleanup:  # shielded: a staged copy is deleted even on a stop
-                with anyio.CancelScope(shield=True):
-                    await _quietly(prep.cleanup)
-            else:
-                prep.release()
-
-    async def _call(self, prep: ItemPrep, op: Operation) -> Result:
-        item = prep.item
-        try:
-            inp = await prep.input_for(op.limits)
-        except Exception as exc:
-            return _error_result(item, op, classify(exc), attempts=0)
-        self._observe_prepare(inp)
-        outcome = await self._with_retry(op, inp, item.id)
-        attempts = outcome.attempts
-        if (
-            outcome.error is not None
-            and outcome.error.code in _FALLBACK_TO_BYTES
-            and inp.mode == "s3object"
-            and self.s.oversize != "fail"
-        ):
-            try:
-                inp = await prep.bytes_for(op.limits)
-            except Exception as exc:
-                return _error_result(item, op, classify(exc), attempts=attempts)
-            self._observe_prepare(inp)
-            outcome = await self._with_retry(op, inp, item.id)
-            attempts += outcome.attempts
-        if outcome.error is not None or outcome.value is None:
-            info = outcome.error or ErrorInfo("InternalClientError", "no response")
-            return _error_result(item, op, info, attempts=attempts, inp=inp)
-        response, latency_s = outcome.value
-        return Result(
-            id=item.id,
-            source=str(item.source),
-            operation=op.method,
-            status="ok",
-            input=inp.mode,
-            attempts=attempts,
-            latency_ms=latency_s * 1000,
-            response=trim_response(response),
-            meta=item.meta,
-            transcode=inp.transcode_record(),
-        )
-
-    async def _with_retry(
-        self, op: Operation, inp: ImageInput, item_id: str
-    ) -> Outcome[tuple[dict[str, Any], float]]:
-        return await call_with_retry(
-            lambda: self._attempt(op, inp, item_id),
-            self.policy,
-            clock=self.clock,
-            on_retry=lambda _n, info, _delay: self.metrics.retried(op.method, info.code),
-            before_retry=self._before_retry,
-        )
-
-    async def _before_retry(self, info: ErrorInfo) -> None:
-        if needs_credential_refresh(info):
-            await force_refresh(self.svc.rekognition)
-
-    def _observe_prepare(self, inp: ImageInput) -> None:
-        self.metrics.observe_prepare(inp.prepare_s, transcoded=inp.transcoded, mode=inp.mode)
-
-    async def _attempt(
-        self, op: Operation, inp: ImageInput, item_id: str
-    ) -> tuple[dict[str, Any], float]:
-        """One request: a rate token, an in-flight slot, the call. Returns (response, s)."""
-        control = self.controls[op.method]
-        waited = await control.bucket.acquire()
-        self.metrics.observe_token_wait(op.method, waited)
-        async with self.inflight_limit:
-            self.metrics.attempt_started(op.method)
-            t0 = self.clock.monotonic()
-            try:
-                response = await getattr(self.svc.rekognition, op.method)(
-                    **op.request(inp.image, item_id=item_id)
-                )
-            except Exception as exc:
-                info = classify(exc)
-                throttled = is_throttle(info)
-                self.metrics.attempt_finished(
-                    op.method,
-                    self.clock.monotonic() - t0,
-                    outcome="throttled" if throttled else info.code,
-                )
-                if throttled:
-                    control.on_throttle(soft=not is_quota_throttle(info))
-                raise
-            elapsed = self.clock.monotonic() - t0
-            self.metrics.attempt_finished(op.method, elapsed, outcome="ok")
-            self.concurrency.observe(elapsed)
-            control.on_success()
-            return response, elapsed
+                await self.worker.process(work, out)
 
     # -- writer and ticker ----------------------------------------------------
 
@@ -385,6 +209,7 @@ class _Run:
             async for result in streams.items(recv):
                 line = orjson.dumps(result.to_record()) + b"\n"
                 if ledger_sink is not None and ledger is not None:
+                    # Remembered with where it lands; its entry once it is durable.
                     await ledger_sink.write(line, ledger.keys_of(result))
                 else:
                     await sink.write(line)
@@ -396,8 +221,7 @@ class _Run:
         while True:
             await self.clock.sleep(1.0)
             for method, control in self.controls.items():
-                ceiling = control.adaptive.ceiling if control.adaptive is not None else None
-                self.metrics.set_rate(method, control.rate, ceiling=ceiling)
+                self.metrics.set_rate(method, control.rate, ceiling=control.ceiling)
             limit = self.concurrency.limit
             if limit != self.inflight_limit.limit:
                 self.inflight_limit.limit = limit
@@ -437,63 +261,16 @@ async def _timed(
         yield entry
 
 
-async def _quietly(fn: Callable[[], Any]) -> None:
-    """Cleanup of a staged copy must never fail the item; a lifecycle rule on the
-    staging prefix is the backstop, so a failure here is only logged."""
-    try:
-        await fn()
-    except Exception as exc:
-        logging.getLogger("batchrek").warning("staging cleanup failed: %s", exc)
-
-
-def _reuse(earlier: Result, item: Item) -> Result:
-    return replace(
-        earlier,
-        id=item.id,
-        source=str(item.source),
-        meta=item.meta,
-        attempts=0,
-        latency_ms=0.0,
-        extra={"deduplicated_from": earlier.id},
-    )
-
-
-def _error_result(
-    item: Item, op: Operation, info: ErrorInfo, *, attempts: int, inp: ImageInput | None = None
-) -> Result:
-    return Result(
-        id=item.id,
-        source=str(item.source),
-        operation=op.method,
-        status="error",
-        input=inp.mode if inp is not None else "none",
-        attempts=attempts,
-        latency_ms=0.0,
-        error=info,
-        meta=item.meta,
-    )
-
-
-def _problem_result(problem: ManifestProblem) -> Result:
-    return Result(
-        id=problem.id,
-        source=problem.raw,
-        operation=MANIFEST_OPERATION,
-        status="error",
-        input="none",
-        attempts=0,
-        latency_ms=0.0,
-        error=ErrorInfo("ManifestError", f"line {problem.line}: {problem.reason}"),
-    )
-
-
 async def run_batch(
     settings: Settings,
     *,
     clock: Clock | None = None,
     stop: anyio.Event | None = None,
 ) -> RunOutcome:
-    """Run one batch to the end (or until ``stop`` is set) and return its outcome."""
+    """Run one batch to the end (or until ``stop`` is set) and return its outcome.
+
+    A run-stopping error (``ConfigError``, ``ManifestUnreadable``) surfaces as itself,
+    not wrapped in the task group's ExceptionGroup."""
     clock = clock or SystemClock()
     ops = settings.build_operations()
     metrics = RunMetrics(clock, [op.method for op in ops])
@@ -524,7 +301,7 @@ async def _drive(run: _Run, stop: anyio.Event | None) -> None:
     # Workers = in-flight slots plus a few more, so preparing the next images
     # overlaps with the calls in flight.
     width = run.s.concurrency + max(4, run.s.concurrency // 4)
-    work_send, work_recv = anyio.create_memory_object_stream[_Work | Result](width * 2)
+    work_send, work_recv = anyio.create_memory_object_stream[Work | Result](width * 2)
     res_send, res_recv = anyio.create_memory_object_stream[Result](width * 4)
     async with anyio.create_task_group() as outer:
         outer.start_soon(run.write, res_recv)  # ends when every worker has closed its stream
@@ -537,7 +314,7 @@ async def _drive(run: _Run, stop: anyio.Event | None) -> None:
                     run.metrics,
                     interval_s=run.s.log_interval_s,
                     live=run.s.progress,
-                    logger=logging.getLogger("batchrek.observe.progress"),
+                    logger=logging.getLogger("batchrek.progress"),
                 )
             )
             async with anyio.create_task_group() as tg:
@@ -564,5 +341,5 @@ async def _watch_stop(
     run.stopping = True
     producer_scope.cancel()
     # In-flight calls get the grace period to finish and be written; then they go.
-    await anyio.sleep(run.s.grace_period_s)
+    await run.clock.sleep(run.s.grace_period_s)
     workers.cancel()

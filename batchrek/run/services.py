@@ -18,18 +18,12 @@ import aiohttp
 import anyio
 from aiobotocore.config import AioConfig
 
-from batchrek.call.clientspeed import freeze_user_agent
-from batchrek.call.retry import botocore_config_kwargs
+from batchrek.call import botocore_config_kwargs, freeze_user_agent
 from batchrek.config import Settings
 from batchrek.errors import ConfigError
 from batchrek.ledger import Ledger, LedgerSink, open_ledger, repair_torn_tail
-from batchrek.output.file import JsonlFileSink, Sink
-from batchrek.output.resume.scan import ResumeState, load_resume
-from batchrek.output.s3parts import S3PartSink
-from batchrek.prepare.fetch import Fetcher
-from batchrek.prepare.pool import ImagePool
-from batchrek.prepare.regions import BucketRegions
-from batchrek.prepare.route import Preparer, Stager
+from batchrek.output import JsonlFileSink, ResumeState, S3PartSink, Sink, load_resume
+from batchrek.prepare import BucketRegions, Fetcher, ImagePool, Preparer, Stager
 
 __all__ = ["Services", "output_for_shard"]
 

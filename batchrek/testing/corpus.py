@@ -20,7 +20,7 @@ from typing import Final
 
 from PIL import Image, ImageDraw
 
-from batchrek.prepare.imaging.inspect import TO_DISPLAY
+from batchrek.prepare import TO_DISPLAY
 
 __all__ = [
     "DEFAULT_BOX",

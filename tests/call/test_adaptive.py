@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from batchrek.call.adaptive import AdaptiveRate, ConcurrencyController
+from batchrek.call.adaptive import AdaptiveRate
+from batchrek.call.concurrency import ConcurrencyController
 from batchrek.call.ratelimit import ConcurrencyLimit, TokenBucket
 from batchrek.clock import FakeClock
 

@@ -176,7 +176,7 @@ def test_transcoded_jpeg_keeps_its_orientation_as_the_only_tag(tmp_path: Path) -
     """The service rotates a JPEG by its EXIF tag (REKOGNITION.md), so the transcode
     sends the stored pixels with the tag; the CLI tests above prove the boxes."""
     from batchrek.limits import limits_for
-    from batchrek.prepare.imaging.inspect import inspect, transcode
+    from batchrek.prepare.imaging import inspect, transcode
 
     data = corpus.photo(10_400, 600, orientation=6)
     out = transcode(data, inspect(data), limits_for("detect_labels"))

@@ -1,12 +1,13 @@
 """The deployment files say what the code assumes: signals reach batchrek, it runs as
 non-root, Kubernetes waits out its grace period, exit 2 is final, shards add up.
 
-Checked against the code's own values (``Settings().grace_period_s``, the CLI's exit
+Checked against the code's own values (``Settings``' default ``grace_period_s``, the CLI's exit
 codes), so changing one side without the other fails here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import re
@@ -16,12 +17,15 @@ from typing import Any
 
 import pytest
 
-from batchrek import cli
+from batchrek import cli, runner
 from batchrek.config import Settings, load_settings
 
 # PyYAML ships no types; it is in the test environment through moto (responses).
 yaml: Any = importlib.import_module("yaml")
 
+_DEFAULT_GRACE_S = next(
+    f.default for f in dataclasses.fields(Settings) if f.name == "grace_period_s"
+)
 ROOT = Path(__file__).resolve().parent.parent.parent
 K8S = ROOT / "configs" / "k8s"
 # After the grace period batchrek cancels what is in flight and closes the output
@@ -109,7 +113,7 @@ def test_pods_run_as_the_images_uid() -> None:
 def test_termination_grace_outlasts_batchreks_grace_period(name: str) -> None:
     spec = _job_spec(name)
     args = _container(spec)["args"]
-    grace = float(_arg(args, "--grace-period-s") or Settings().grace_period_s)
+    grace = float(_arg(args, "--grace-period-s") or _DEFAULT_GRACE_S)
     assert spec["template"]["spec"]["terminationGracePeriodSeconds"] >= grace + SHUTDOWN_MARGIN_S
 
 
@@ -122,7 +126,7 @@ def test_exit_2_fails_the_job_without_retries(name: str) -> None:
         for r in spec["podFailurePolicy"]["rules"]
         if r["action"] == "FailJob" and "onExitCodes" in r
     ]
-    assert {"containerName": container, "operator": "In", "values": [cli.EXIT_USAGE]} in fail_on
+    assert {"containerName": container, "operator": "In", "values": [runner.EXIT_USAGE]} in fail_on
 
 
 @pytest.mark.parametrize("name", MANIFESTS)

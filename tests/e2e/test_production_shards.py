@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from batchrek.emulator import EmulatorHandle
-from batchrek.run.pipeline import shard_of
+from batchrek.manifest import shard_of
 from tests.conftest import S3Bed
 from tests.e2e.clirun import batchrek, read_records, run_args
 from tests.e2e.production import Child, distinct_images, exactly_once, image_manifest, write_jsonl

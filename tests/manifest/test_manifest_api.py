@@ -15,8 +15,10 @@ def test_all_names_the_documented_entry_points() -> None:
         "FORMATS",
         "IMAGE_EXTENSIONS",
         "S3ClientLike",
+        "Selection",
         "SourceSyntaxError",
         "detect_format",
         "parse_source",
         "read_manifest",
+        "shard_of",
     }

@@ -52,6 +52,10 @@ def test_made_items_stay_frozen() -> None:
         "s3://b/k.jpg?x=1",
         "s3://b/k.jpg  ",
         "s3://b//k.jpg",
+        "  s3://b/k.jpg",
+        "s3://b/k.jpg\u3000",
+        "s3://b/k.jpg?versionId=v1&x=2",
+        "s3://b/k?.jpg",
         "https://h/x.png",
         "rel/x.jpg",
     ],
@@ -60,7 +64,22 @@ def test_to_source_agrees_with_parse_source(text: str) -> None:
     assert to_source(text, "/base") == parse_source(text, base_dir="/base")
 
 
-@pytest.mark.parametrize("text", ["s3://b", "s3://b/", "s3:///k.jpg", "ftp://h/x.jpg", ""])
+@pytest.mark.parametrize(
+    "text", ["s3://b", "s3://b/", "s3:///k.jpg", "s3://", "s3:///", "ftp://h/x.jpg", ""]
+)
 def test_to_source_rejects_what_parse_source_rejects(text: str) -> None:
     with pytest.raises(SourceSyntaxError):
         to_source(text or " ", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("s3://b", "s3 URI needs a bucket and a key: 's3://b'"),
+        ("s3:///k.jpg", "s3 URI needs a bucket and a key: 's3:///k.jpg'"),
+    ],
+)
+def test_s3_errors_keep_the_s3uri_message(text: str, message: str) -> None:
+    with pytest.raises(SourceSyntaxError) as caught:
+        to_source(text, None)
+    assert str(caught.value) == message

@@ -69,3 +69,9 @@ def test_binary_content_is_unreadable(head: bytes) -> None:
 def test_json_array_is_unreadable_with_a_hint() -> None:
     with pytest.raises(ManifestUnreadable, match="JSON Lines"):
         detect_format("images.json", b'[{"image": "s3://b/k.jpg"}]')
+
+
+@pytest.mark.parametrize("spec", ["s3:///m.txt", "s3://"])
+def test_s3_spec_without_bucket_is_unreadable(spec: str) -> None:
+    with pytest.raises(ManifestUnreadable, match="names no bucket"):
+        detect_format(spec, b"")

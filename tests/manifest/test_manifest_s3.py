@@ -8,6 +8,7 @@ from typing import Any
 
 import aioboto3
 import pytest
+from botocore.exceptions import ClientError
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
@@ -133,3 +134,32 @@ async def test_gzip_csv_manifest_on_s3_is_decompressed(s3: S3Bed, s3c: Any) -> N
     s3.put(s3.bucket_use1, f"{PREFIX}/batch.csv.gz", gzip.compress(b"b,k%20one.jpg,v1\n"))
     records = await _read(f"s3://{s3.bucket_use1}/{PREFIX}/batch.csv.gz", s3c)
     assert [r.source for r in records if isinstance(r, Item)] == [S3Ref("b", "k one.jpg", "v1")]
+
+
+class _BreaksAfterOnePage:
+    """An S3 client whose listing hands out one page, then fails like S3 would."""
+
+    async def get_object(self, **kwargs: Any) -> Any:
+        raise AssertionError("not used")
+
+    def get_paginator(self, operation_name: str) -> Any:
+        assert operation_name == "list_objects_v2"
+        return self
+
+    async def paginate(self, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+        yield {"Contents": [{"Key": "p/a.jpg", "Size": 3, "ETag": '"e"'}]}
+        raise ClientError({"Error": {"Code": "SlowDown", "Message": "busy"}}, "ListObjectsV2")
+
+
+async def test_listing_that_fails_later_ends_with_a_problem() -> None:
+    records = await _read("s3://b/p/", _BreaksAfterOnePage())
+    assert [(type(r).__name__, r.line) for r in records] == [
+        ("Item", 1),
+        ("ManifestProblem", 2),
+    ]
+    problem = records[1]
+    assert isinstance(problem, ManifestProblem)
+    assert problem.reason == (
+        "listing s3://b/p/ failed after 1 images: An error occurred (SlowDown) when "
+        "calling the ListObjectsV2 operation: busy"
+    )

@@ -74,6 +74,12 @@ async def test_problem_keeps_the_start_of_the_raw_line(tmp_path: Path) -> None:
     assert problem.raw == ("s3://" + "x" * 500)[:200]
 
 
+async def test_invalid_utf8_comment_is_skipped_not_reported(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_bytes(b"# caf\xe9 (latin-1)\ns3://b/k.jpg\n")
+    assert [(type(r).__name__, r.line) for r in await _read(path)] == [("Item", 2)]
+
+
 async def test_invalid_utf8_line_is_a_problem(tmp_path: Path) -> None:
     path = tmp_path / "m.txt"
     path.write_bytes(b"s3://b/a.jpg\ns3://b/\xff.jpg\ns3://b/c.jpg\n")

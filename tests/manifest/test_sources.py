@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from batchrek.manifest import SourceSyntaxError, parse_source
+from batchrek.manifest import SourceSyntaxError, parse_source, shard_of
 from batchrek.models import HttpUrl, LocalPath, S3Ref
-from batchrek.run.pipeline import shard_of
 
 
 @pytest.mark.parametrize(

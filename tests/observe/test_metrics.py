@@ -8,8 +8,7 @@ import pytest
 
 from batchrek.clock import FakeClock
 from batchrek.models import ErrorInfo, Result
-from batchrek.observe.histogram import Histogram
-from batchrek.observe.metrics.run import RunMetrics
+from batchrek.observe import Histogram, RunMetrics
 
 OPS = ("detect_labels", "detect_faces")
 

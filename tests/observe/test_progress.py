@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from batchrek.clock import FakeClock
-from batchrek.observe.metrics.run import RunMetrics
+from batchrek.observe import RunMetrics
 from batchrek.observe.progress import format_duration, format_line, render, run_progress
 
 

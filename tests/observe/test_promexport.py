@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from batchrek.clock import FakeClock
 from batchrek.models import ErrorInfo, Result
-from batchrek.observe.metrics.run import RunMetrics
+from batchrek.observe import RunMetrics
 from batchrek.observe.prometheus import push, write_textfile
 
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"

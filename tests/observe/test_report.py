@@ -11,7 +11,7 @@ from PIL import Image
 
 from batchrek.clock import FakeClock
 from batchrek.models import Result
-from batchrek.observe.metrics.run import RunMetrics
+from batchrek.observe import RunMetrics
 from batchrek.observe.report import charts, png_size, render_html, write_report
 
 TICKS = 30

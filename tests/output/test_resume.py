@@ -10,8 +10,10 @@ import orjson
 import pytest
 
 from batchrek.models import ErrorInfo, Result
-from batchrek.output.resume import scan as resume
-from batchrek.output.resume.scan import ResumeIndex, ResumeState, load_resume, pair_key
+from batchrek.output import resume
+from batchrek.output.resume import ResumeIndex, ResumeState, load_resume, pair_key
+from batchrek.output.resume import file as resume_file
+from batchrek.output.resume import scan as resume_scan
 
 pytestmark = pytest.mark.anyio
 
@@ -200,7 +202,7 @@ async def test_a_failed_compaction_leaves_the_output_whole(
     def crash(*args: Any) -> bytes:
         raise OSError("disk gone")
 
-    monkeypatch.setattr(resume, "_keep", crash)
+    monkeypatch.setattr(resume_file, "keep_lines", crash)
     with pytest.raises(OSError, match="disk gone"):
         await load(out)
     assert (out.read_bytes(), names(tmp_path)) == (body, ["out.jsonl"])
@@ -260,7 +262,7 @@ async def test_a_large_output_is_indexed_whole(tmp_path: Path) -> None:
 async def test_a_large_output_compacts_across_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(resume, "CHUNK_BYTES", 4096)  # many chunks, lines cut across them
+    monkeypatch.setattr(resume_file, "CHUNK_BYTES", 4096)  # many chunks, lines cut across them
     out = tmp_path / "out.jsonl"
     records = [
         line(f"img-{i:05d}", ok=i % 97 != 0, retryable=True, note="x" * (i % 50))
@@ -283,4 +285,5 @@ def test_index_holds_eight_bytes_per_pair() -> None:
 
 
 def test_public_api_is_explicit() -> None:
-    assert all(hasattr(resume, name) for name in resume.__all__)
+    for module in (resume, resume_scan, resume_file):
+        assert all(hasattr(module, name) for name in module.__all__)

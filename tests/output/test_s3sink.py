@@ -10,9 +10,11 @@ import orjson
 import pytest
 
 from batchrek.clock import FakeClock
+from batchrek.output import S3PartSink, load_resume
 from batchrek.output import s3parts as s3sink
-from batchrek.output.resume.scan import load_resume
-from batchrek.output.s3parts import MIN_PART_BYTES, S3PartSink, new_run_stamp, parse_output_uri
+from batchrek.output.resume import s3 as resume_s3
+from batchrek.output.s3parts import MIN_PART_BYTES, new_run_stamp
+from batchrek.s3uri import parse_s3_prefix
 from tests.conftest import S3Bed
 
 pytestmark = pytest.mark.anyio
@@ -43,7 +45,7 @@ def rec(item: str, *, op: str = "detect_labels", ok: bool = True, retryable: boo
 
 
 def objects(s3: S3Bed, uri: str) -> dict[str, bytes]:
-    bucket, prefix = parse_output_uri(uri)
+    bucket, prefix = parse_s3_prefix(uri)
     c = s3.client()
     listed = c.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     return {
@@ -122,7 +124,7 @@ def test_part_bytes_below_the_s3_minimum_is_refused() -> None:
     [("s3://b/p/", ("b", "p/")), ("s3://b/p", ("b", "p/")), ("s3://b", ("b", ""))],
 )
 def test_the_output_prefix_is_a_folder(uri: str, expected: tuple[str, str]) -> None:
-    assert parse_output_uri(uri) == expected
+    assert parse_s3_prefix(uri) == expected
 
 
 def test_run_stamps_sort_by_time_and_differ() -> None:
@@ -177,7 +179,7 @@ async def test_resume_leaves_exactly_one_record_per_pair(client: Any, s3: S3Bed,
 async def test_resume_repairs_a_part_file_with_a_torn_tail(
     client: Any, s3: S3Bed, uri: str
 ) -> None:
-    bucket, prefix = parse_output_uri(uri)
+    bucket, prefix = parse_s3_prefix(uri)
     s3.put(bucket, f"{prefix}part-20240101T000000Za-0000-000000.jsonl", rec("a") + rec("b")[:9])
     state = await load_resume(uri, s3=client)
     assert (state.torn_lines, list(objects(s3, uri).values())) == (1, [rec("a")])
@@ -213,7 +215,7 @@ async def test_resume_aborts_the_stale_upload_for_good(client: Any, s3: S3Bed, u
     for n in range(60):
         await sink.write(rec(f"i{n}" + "x" * 50_000))
     await load_resume(uri, s3=client)
-    bucket, prefix = parse_output_uri(uri)
+    bucket, prefix = parse_s3_prefix(uri)
     listed = s3.client().list_multipart_uploads(Bucket=bucket, Prefix=prefix)
     assert listed.get("Uploads", []) == []
 
@@ -231,4 +233,5 @@ async def test_a_failed_upload_fails_the_sink(uri: str) -> None:
 
 
 def test_public_api_is_explicit() -> None:
-    assert all(hasattr(s3sink, name) for name in s3sink.__all__)
+    for module in (s3sink, resume_s3):
+        assert all(hasattr(module, name) for name in module.__all__)

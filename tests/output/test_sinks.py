@@ -6,9 +6,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from batchrek import output
+from batchrek.output import JsonlFileSink, Sink, load_resume
 from batchrek.output import file as sinks
-from batchrek.output.file import JsonlFileSink, Sink
-from batchrek.output.resume.scan import load_resume
 
 pytestmark = pytest.mark.anyio
 
@@ -199,4 +199,5 @@ def test_the_file_sink_is_a_sink(tmp_path: Path) -> None:
 
 
 def test_public_api_is_explicit() -> None:
-    assert all(hasattr(sinks, name) for name in sinks.__all__)
+    for module in (output, sinks):
+        assert all(hasattr(module, name) for name in module.__all__)

@@ -9,7 +9,7 @@ import pytest
 
 from batchrek.errors import ItemError
 from batchrek.models import LocalPath
-from batchrek.prepare.fetch import Fetcher
+from batchrek.prepare import Fetcher
 
 pytestmark = pytest.mark.anyio
 

@@ -7,10 +7,11 @@ import io
 import pytest
 from PIL import Image, ImageFile
 
+# The module itself, for patching its globals (``MAX_PIXELS``, ``_OPENABLE``).
+import batchrek.prepare.imaging._inspect as imaging
 from batchrek.errors import ItemError
 from batchrek.limits import limits_for
-from batchrek.prepare.imaging import inspect as imaging
-from batchrek.prepare.imaging.inspect import ImageHeader, fits, inspect
+from batchrek.prepare.imaging import ImageHeader, fits, inspect
 from batchrek.testing import corpus
 
 LABELS = limits_for("detect_labels")

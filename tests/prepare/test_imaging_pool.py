@@ -11,8 +11,7 @@ import pytest
 
 from batchrek.errors import ItemError
 from batchrek.limits import limits_for
-from batchrek.prepare.imaging import inspect as imaging
-from batchrek.prepare.pool import ImagePool
+from batchrek.prepare import ImagePool, imaging
 from batchrek.testing import corpus
 
 LABELS = limits_for("detect_labels")

@@ -10,7 +10,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageOps
 
 from batchrek.errors import ItemError
 from batchrek.limits import ImageLimits, limits_for
-from batchrek.prepare.imaging.inspect import Transcoded, fits, inspect, transcode
+from batchrek.prepare.imaging import Transcoded, fits, inspect, transcode
 from batchrek.testing import corpus
 from batchrek.testing.corpus import DEFAULT_BOX, Box
 

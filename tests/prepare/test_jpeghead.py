@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from batchrek.errors import ItemError
-from batchrek.prepare.imaging.inspect import ImageHeader, _inspect_with_pillow, inspect
-from batchrek.prepare.imaging.jpeghead import read_jpeg_head
+from batchrek.prepare.imaging import ImageHeader, inspect
+from batchrek.prepare.imaging._inspect import _inspect_with_pillow
+from batchrek.prepare.imaging._jpeghead import read_jpeg_head
 from batchrek.testing import corpus
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from batchrek.clock import FakeClock
 from batchrek.errors import ItemError
 from batchrek.limits import limits_for
 from batchrek.models import HttpUrl, Item, LocalPath, S3Ref
-from batchrek.prepare.pool import ImagePool
-from batchrek.prepare.route import Preparer, content_key
+from batchrek.prepare import ImagePool, Preparer, Stager, content_key
 from batchrek.testing import corpus
 
 LABELS = limits_for("detect_labels")
@@ -119,6 +119,51 @@ async def test_oversize_fail_refuses_instead_of_transcoding(pool: ImagePool) -> 
     p = _preparer(pool, corpus.photo(300, 200, fmt="WEBP"), oversize="fail")
     with pytest.raises(ItemError, match="UnsupportedFormat"):
         await p.for_item(Item("i", LocalPath("/x.webp"))).input_for(LABELS)
+
+
+class SlowFetcher(FakeFetcher):
+    """A read that takes ``seconds`` on ``clock``."""
+
+    def __init__(self, data: bytes, clock: FakeClock, seconds: float) -> None:
+        super().__init__(data)
+        self.clock, self.seconds = clock, seconds
+
+    async def local(self, src: Any) -> bytes:
+        self.clock.advance(self.seconds)
+        return await super().local(src)
+
+
+@pytest.mark.anyio
+async def test_prepare_time_is_read_from_the_clock(pool: ImagePool) -> None:
+    clock = FakeClock(100.0)
+    p = Preparer(
+        region="us-east-1",
+        fetcher=SlowFetcher(JPEG, clock, 0.25),  # type: ignore[arg-type]
+        regions=FakeRegions({}),  # type: ignore[arg-type]
+        pool=pool,
+        clock=clock,
+    )
+    inp = await p.for_item(Item("i", LocalPath("/x.jpg"))).input_for(LABELS)
+    assert inp.prepare_s == 0.25
+
+
+@pytest.mark.parametrize(
+    ("uri", "bucket", "prefix"),
+    [
+        ("s3://b", "b", ""),
+        ("s3://b/", "b", ""),
+        ("s3://b/p", "b", "p/"),
+        ("s3://b/p/q/", "b", "p/q/"),
+    ],
+)
+def test_stager_reads_bucket_and_prefix(uri: str, bucket: str, prefix: str) -> None:
+    stager = Stager(None, uri)
+    assert (stager.bucket, stager.prefix) == (bucket, prefix)
+
+
+def test_stager_refuses_a_uri_without_a_bucket() -> None:
+    with pytest.raises(ValueError, match="bucket"):
+        Stager(None, "s3:///p/")
 
 
 def test_content_key_prefers_etag_and_size() -> None:

@@ -15,255 +15,28 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from batchrek.clock import Clock
 from batchrek.models import Result
 from batchrek.observe.histogram import Histogram
+from batchrek.observe.metrics.operation import OpStats, bump
+from batchrek.observe.metrics.timeline import MAX_TIMELINE_POINTS, Timeline, per_second
 from batchrek.observe.verdict import VerdictInputs, tuning_verdict
 
-__all__ = ["MAX_TIMELINE_POINTS", "RunMetrics", "Timeline", "TimelinePoint"]
+__all__ = ["RunMetrics"]
 
-MAX_TIMELINE_POINTS = 3600
-_MAX_CODES = 64  # distinct error codes kept per counter; the rest count as "other"
-_SETTLED_TICKS = 60  # the "settled" rate is the mean over the last minute
 _AT_CEILING = 0.98  # a rate within 2 % of its ceiling counts as "at the ceiling"
-
-
-def _bump(counter: dict[str, int], key: str, n: int = 1) -> None:
-    if key not in counter and len(counter) >= _MAX_CODES:
-        key = "other"
-    counter[key] = counter.get(key, 0) + n
-
-
-class _OpStats:
-    """Everything counted for one operation; mutable, owned by RunMetrics."""
-
-    __slots__ = (
-        "at_ceiling_ticks",
-        "attempts",
-        "busy_s",
-        "ceiling",
-        "deduplicated",
-        "end_to_end",
-        "failed",
-        "failed_by_code",
-        "in_flight",
-        "input",
-        "latency",
-        "ok",
-        "outcomes",
-        "rate",
-        "recent_rates",
-        "requests",
-        "retries",
-        "retries_by_code",
-        "skipped",
-        "throttled",
-        "token_wait",
-    )
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.in_flight = 0
-        self.busy_s = 0.0
-        self.throttled = 0
-        self.outcomes: dict[str, int] = {}
-        self.retries = 0
-        self.retries_by_code: dict[str, int] = {}
-        self.ok = 0
-        self.failed = 0
-        self.failed_by_code: dict[str, int] = {}
-        self.skipped = 0
-        self.deduplicated = 0
-        self.attempts = 0
-        self.input: dict[str, int] = {}
-        self.latency = Histogram()  # service time of successful attempts
-        self.token_wait = Histogram()
-        self.end_to_end = Histogram()
-        self.rate: float | None = None
-        self.ceiling: float | None = None
-        self.recent_rates: deque[float] = deque(maxlen=_SETTLED_TICKS)
-        self.at_ceiling_ticks = 0
-
-    def settled_rate(self) -> float | None:
-        if not self.recent_rates:
-            return self.rate
-        return round(sum(self.recent_rates) / len(self.recent_rates), 3)
-
-
-@dataclass(frozen=True, slots=True)
-class TimelinePoint:
-    """One timeline sample; counters are cumulative, gauges are means over ``ticks``."""
-
-    t: float
-    ticks: int
-    done: int
-    ok: int
-    failed: int
-    requests: int
-    throttled: int
-    in_flight: float
-    rates: tuple[float | None, ...]
-    p50_s: float | None
-    p99_s: float | None
-
-
-def _merge_points(a: TimelinePoint, b: TimelinePoint) -> TimelinePoint:
-    """Two neighbours become one: counters from the later, gauges averaged by ticks."""
-    n = a.ticks + b.ticks
-
-    def mean(x: float | None, y: float | None) -> float | None:
-        if x is None or y is None:
-            return y if x is None else x
-        return (x * a.ticks + y * b.ticks) / n
-
-    p99 = b.p99_s if a.p99_s is None else a.p99_s if b.p99_s is None else max(a.p99_s, b.p99_s)
-    return TimelinePoint(
-        t=b.t,
-        ticks=n,
-        done=b.done,
-        ok=b.ok,
-        failed=b.failed,
-        requests=b.requests,
-        throttled=b.throttled,
-        in_flight=(a.in_flight * a.ticks + b.in_flight * b.ticks) / n,
-        rates=tuple(mean(x, y) for x, y in zip(a.rates, b.rates, strict=True)),
-        p50_s=mean(a.p50_s, b.p50_s),
-        p99_s=p99,  # the worse second of the two: a p99 must not be averaged away
-    )
-
-
-class Timeline:
-    """Per-tick samples in at most ``max_points`` points.
-
-    When full, neighbours merge pairwise and each later point covers twice as many
-    ticks, so a week-long run keeps the same resolution budget as a minute-long one.
-    ``window`` collects the service latencies of the point being built.
-    """
-
-    def __init__(self, operations: Sequence[str], *, max_points: int = MAX_TIMELINE_POINTS):
-        if max_points < 2:
-            raise ValueError("max_points must be at least 2")
-        self.operations = tuple(operations)
-        self.max_points = max_points
-        self.window = Histogram()
-        self.stride = 1
-        self._points: list[TimelinePoint] = []
-        self._ticks = 0
-        self._in_flight_sum = 0.0
-        self._rate_sums = [0.0] * len(self.operations)
-        self._rate_counts = [0] * len(self.operations)
-
-    def __len__(self) -> int:
-        return len(self._points)
-
-    @property
-    def points(self) -> tuple[TimelinePoint, ...]:
-        return tuple(self._points)
-
-    def add(
-        self,
-        *,
-        t: float,
-        done: int,
-        ok: int,
-        failed: int,
-        requests: int,
-        throttled: int,
-        in_flight: int,
-        rates: Sequence[float | None],
-    ) -> None:
-        self._ticks += 1
-        self._in_flight_sum += in_flight
-        for index, rate in enumerate(rates):
-            if rate is not None:
-                self._rate_sums[index] += rate
-                self._rate_counts[index] += 1
-        if self._ticks < self.stride:
-            return
-        window = self.window
-        self._points.append(
-            TimelinePoint(
-                t=t,
-                ticks=self._ticks,
-                done=done,
-                ok=ok,
-                failed=failed,
-                requests=requests,
-                throttled=throttled,
-                in_flight=self._in_flight_sum / self._ticks,
-                rates=tuple(
-                    s / c if c else None
-                    for s, c in zip(self._rate_sums, self._rate_counts, strict=True)
-                ),
-                p50_s=window.quantile(0.5) if window.count else None,
-                p99_s=window.quantile(0.99) if window.count else None,
-            )
-        )
-        window.reset()
-        self._ticks = 0
-        self._in_flight_sum = 0.0
-        self._rate_sums = [0.0] * len(self.operations)
-        self._rate_counts = [0] * len(self.operations)
-        if len(self._points) >= self.max_points:
-            self._downsample()
-
-    def _downsample(self) -> None:
-        points = self._points
-        merged = [_merge_points(points[i], points[i + 1]) for i in range(0, len(points) - 1, 2)]
-        if len(points) % 2:
-            merged.append(points[-1])
-        self._points = merged
-        self.stride *= 2
-
-    def as_dicts(self) -> list[dict[str, Any]]:
-        """JSON rows; ``*_per_s`` are rates over each point's own interval."""
-        rows: list[dict[str, Any]] = []
-        prev_t, prev_ok, prev_done, prev_req, prev_thr = 0.0, 0, 0, 0, 0
-        for p in self._points:
-            dt = p.t - prev_t
-            rows.append(
-                {
-                    "t": round(p.t, 3),
-                    "done": p.done,
-                    "ok": p.ok,
-                    "failed": p.failed,
-                    "requests": p.requests,
-                    "throttled": p.throttled,
-                    "in_flight": round(p.in_flight, 3),
-                    "rate": {
-                        op: None if r is None else round(r, 3)
-                        for op, r in zip(self.operations, p.rates, strict=True)
-                    },
-                    "p50_ms": None if p.p50_s is None else round(p.p50_s * 1000, 3),
-                    "p99_ms": None if p.p99_s is None else round(p.p99_s * 1000, 3),
-                    "ok_per_s": _per_s(p.ok - prev_ok, dt),
-                    "done_per_s": _per_s(p.done - prev_done, dt),
-                    "requests_per_s": _per_s(p.requests - prev_req, dt),
-                    "throttled_per_s": _per_s(p.throttled - prev_thr, dt),
-                }
-            )
-            prev_t, prev_ok, prev_done, prev_req, prev_thr = (
-                p.t,
-                p.ok,
-                p.done,
-                p.requests,
-                p.throttled,
-            )
-        return rows
-
-
-def _per_s(n: int, dt: float) -> float:
-    return round(n / dt, 3) if dt > 0 else 0.0
 
 
 class RunMetrics:
     """The one place a run's numbers accumulate.
 
-    ``wall`` and ``cpu`` are seams: wall time stamps the last success for Prometheus,
-    process CPU time feeds the client-CPU verdict; tests pass fakes for both.
+    Every duration is read from ``clock``. ``wall`` and ``cpu`` are seams for what a
+    monotonic clock cannot give, and time nothing: ``wall`` is read once, at the
+    start, to turn clock readings into Unix timestamps for display and export
+    (``started_unix``, ``last_success_unix`` for Prometheus); ``cpu`` is process CPU
+    time for the client-CPU verdict. Tests pass fakes for both.
     """
 
     def __init__(
@@ -271,6 +44,8 @@ class RunMetrics:
         clock: Clock,
         operations: Sequence[str],
         *,
+        # Not clock reads for durations (see the class docstring): a Unix timestamp for
+        # display, and process CPU time.
         wall: Callable[[], float] = time.time,
         cpu: Callable[[], float] = time.process_time,
         max_points: int = MAX_TIMELINE_POINTS,
@@ -283,7 +58,7 @@ class RunMetrics:
         self._start_wall = wall()
         self._start_cpu = cpu()
         self._end: float | None = None
-        self._ops = {op: _OpStats() for op in self.operations}
+        self._ops = {op: OpStats() for op in self.operations}
         self._timeline = Timeline(self.operations, max_points=max_points)
         self._recent: deque[tuple[float, int]] = deque(maxlen=11)  # (t, done) per tick
         self.items = 0
@@ -325,7 +100,7 @@ class RunMetrics:
 
     def observe_prepare(self, seconds: float, *, transcoded: bool, mode: str) -> None:
         self._prepare.record(seconds)
-        _bump(self._prepared_by_mode, mode)
+        bump(self._prepared_by_mode, mode)
         if transcoded:
             self._transcodes += 1
             self._transcode_s += seconds
@@ -345,7 +120,7 @@ class RunMetrics:
         stats = self._op(op)
         stats.in_flight -= 1
         stats.busy_s += seconds
-        _bump(stats.outcomes, outcome)
+        bump(stats.outcomes, outcome)
         if outcome == "ok":
             stats.latency.record(seconds)
             self._timeline.window.record(seconds)
@@ -355,7 +130,7 @@ class RunMetrics:
     def retried(self, op: str, code: str) -> None:
         stats = self._op(op)
         stats.retries += 1
-        _bump(stats.retries_by_code, code)
+        bump(stats.retries_by_code, code)
 
     def record_result(self, result: Result, end_to_end_s: float) -> None:
         stats = self._op(result.operation)
@@ -364,9 +139,9 @@ class RunMetrics:
             self._last_ok = self.clock.monotonic()
         else:
             stats.failed += 1
-            _bump(stats.failed_by_code, result.error.code if result.error else "Unknown")
+            bump(stats.failed_by_code, result.error.code if result.error else "Unknown")
         stats.attempts += result.attempts
-        _bump(stats.input, result.input)
+        bump(stats.input, result.input)
         stats.end_to_end.record(end_to_end_s)
         self._end_to_end.record(end_to_end_s)
 
@@ -515,7 +290,7 @@ class RunMetrics:
             "throttled": self._sum("throttled"),
             "attempts": self._sum("attempts"),
             "elapsed_s": round(elapsed, 3),
-            "throughput_per_s": _per_s(ok + failed, elapsed),
+            "throughput_per_s": per_second(ok + failed, elapsed),
             "latency_ms": latency.summary_ms(),
             "end_to_end_ms": self._end_to_end.summary_ms(),
             "token_wait_ms": token_wait.summary_ms(),
@@ -572,7 +347,7 @@ class RunMetrics:
             "retries": s.retries,
             "throttled": s.throttled,
             "attempts": s.attempts,
-            "throughput_per_s": _per_s(s.ok + s.failed, elapsed),
+            "throughput_per_s": per_second(s.ok + s.failed, elapsed),
             "failed_by_code": dict(s.failed_by_code),
             "retries_by_code": dict(s.retries_by_code),
             "attempt_outcomes": dict(s.outcomes),
@@ -584,10 +359,10 @@ class RunMetrics:
             "rate_ceiling": s.ceiling,
         }
 
-    def _op(self, op: str) -> _OpStats:
+    def _op(self, op: str) -> OpStats:
         stats = self._ops.get(op)
         if stats is None:  # an operation the run did not announce: count it anyway
-            stats = self._ops[op] = _OpStats()
+            stats = self._ops[op] = OpStats()
         return stats
 
     def _sum(self, name: str) -> int:

@@ -1,18 +1,16 @@
-"""Resume: which (id, operation) pairs an earlier run already finished.
+"""The pure part of resume: classify lines, index the done pairs, plan a compaction.
 
-A rerun with the same ``-o`` must end with exactly one record per pair. Before any new
-record is appended, ``load_resume`` therefore
+Nothing here does I/O. ``file`` and ``s3`` feed an output through a ``Scanner`` in
+chunks, ask ``plan_compaction`` which pairs are done and which lines are dropped, and
+copy the kept lines with ``keep_lines``. What the rules are:
 
-1. repairs a torn last line (a kill in the middle of a write): the file is truncated
-   back to its last newline and the pair is simply redone;
-2. indexes the pairs that are DONE: a record with status ``ok``, or an error that is
-   not retryable (``Result.done``);
-3. compacts the output when any record is SUPERSEDED: records of pairs that will be
-   redone (only retryable errors), extra records of a done pair (duplicates: ``ok`` is
-   preferred over a permanent error, then the earliest), and lines that are not
-   records. The kept records are copied to a temporary file in the same directory,
-   fsynced and moved over the output with ``os.replace``: a kill during compaction
-   leaves the old file whole.
+- a pair is DONE when it has a record with status ``ok``, or an error that is not
+  retryable (``Result.done``);
+- a record is SUPERSEDED when its pair will be redone (only retryable errors), when
+  it is an extra record of a done pair (duplicates: ``ok`` is preferred over a
+  permanent error, then the earliest), or when the line is not a record at all;
+- an unterminated last line (a kill in the middle of a write) is TORN: cut off, and
+  its pair simply redone.
 
 The index stores a 64-bit hash of each done pair in one sorted ``array('q')``: 8 bytes
 per pair and no ids. The hash is CPython's keyed SipHash of ``op \\0 id`` (``hash`` on
@@ -28,25 +26,28 @@ tool take the slow path: a full ``orjson.loads``.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from hashlib import blake2b
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-import anyio
 import orjson
 
-if TYPE_CHECKING:
-    from batchrek.output.s3parts import S3Client
-
-__all__ = ["ResumeIndex", "ResumeState", "load_resume", "pair_key"]
+__all__ = [
+    "CHUNK_BYTES",
+    "CompactionPlan",
+    "ResumeIndex",
+    "ResumeState",
+    "Scanner",
+    "keep_lines",
+    "line_blocks",
+    "pair_key",
+    "plan_compaction",
+]
 
 CHUNK_BYTES = 4 * 1024 * 1024  # per read and per thread hop; bounds the transient memory
 
@@ -134,38 +135,10 @@ class ResumeState:
         return self.duplicates + self.superseded + self.invalid
 
 
-async def load_resume(
-    output: str | os.PathLike[str],
-    *,
-    s3: S3Client | None = None,
-    shard: int | str | None = None,
-    retry_failed: bool = False,
-    compact: bool = True,
-) -> ResumeState:
-    """Index an existing output (a file, or ``s3://bucket/prefix/`` part files) and
-    compact it so the rerun can append.
-
-    ``retry_failed`` also redoes pairs whose error was permanent (after fixing a
-    permission, say). ``compact=False`` only reports; the output is left as it is.
-    For S3, ``shard`` limits reading, compaction and the clean-up of stale uploads to
-    that shard's part files (required when shards share a prefix and run at once).
-    """
-    text = os.fspath(output)
-    if text.startswith("s3://"):
-        if s3 is None:
-            raise ValueError("resuming an s3:// output needs an S3 client")
-        from batchrek.output.s3parts import load_s3_resume  # s3sink imports this module
-
-        return await load_s3_resume(
-            s3, text, shard=shard, retry_failed=retry_failed, compact=compact
-        )
-    return await anyio.to_thread.run_sync(_load_file, Path(text), retry_failed, compact)
-
-
 # -- scanning ----------------------------------------------------------------------
 
 
-class _Scanner:
+class Scanner:
     """Classifies lines fed in chunks; remembers per line only a key and a kind.
 
     Line numbers run across segments (the part objects of an S3 output are segments
@@ -273,12 +246,16 @@ def _classify_slow(line: bytes) -> tuple[int, int]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
+class CompactionPlan:
+    """What a scan found (``state``) and which lines a compaction leaves out."""
+
     state: ResumeState
     dropped: array[int]  # sorted line numbers to leave out when compacting
 
 
-def _plan(scan: _Scanner) -> _Plan:
+def plan_compaction(scan: Scanner) -> CompactionPlan:
+    """Index the done pairs and pick the lines to drop. Consumes the scan: its
+    per-line arrays are released, so call it once, after the last segment."""
     keys, multi = _sorted_unique(scan.done_keys())
     index = ResumeIndex(keys)
     dropped = scan.dropped
@@ -312,7 +289,7 @@ def _plan(scan: _Scanner) -> _Plan:
         torn_bytes=scan.torn_bytes,
     )
     scan.keys, scan.kinds = array("q"), bytearray()  # the big per-line arrays go now
-    return _Plan(state, dropped)
+    return CompactionPlan(state, dropped)
 
 
 def _sorted_unique(runs: Iterable[memoryview]) -> tuple[array[int], set[int]]:
@@ -334,7 +311,7 @@ def _sorted_unique(runs: Iterable[memoryview]) -> tuple[array[int], set[int]]:
     return array("q", out), multi  # the copy drops extend's over-allocation
 
 
-def _keep(block: bytes, first: int, dropped: array[int]) -> bytes:
+def keep_lines(block: bytes, first: int, dropped: array[int]) -> bytes:
     """``block`` is whole lines from line ``first`` on; leave out the dropped ones."""
     count = block.count(b"\n")
     lo = bisect_left(dropped, first)
@@ -346,7 +323,7 @@ def _keep(block: bytes, first: int, dropped: array[int]) -> bytes:
     return b"\n".join(kept) + b"\n" if kept else b""
 
 
-def _blocks(chunks: Iterable[bytes]) -> Iterator[bytes]:
+def line_blocks(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Re-cut chunks into blocks of whole lines; a torn tail is never yielded."""
     tail = b""
     for chunk in chunks:
@@ -355,89 +332,3 @@ def _blocks(chunks: Iterable[bytes]) -> Iterator[bytes]:
         tail = data[cut:]
         if cut:
             yield data[:cut]
-
-
-# -- a local file ------------------------------------------------------------------
-
-
-def _load_file(path: Path, retry_failed: bool, compact: bool) -> ResumeState:
-    """Runs in a worker thread: the whole read, scan and rewrite, in one hop."""
-    if compact:
-        _remove_stale_temps(path)
-    try:
-        f = path.open("rb", buffering=0)
-    except FileNotFoundError:
-        return ResumeState(index=ResumeIndex())
-    scan = _Scanner(retry_failed=retry_failed)
-    with f:
-        while chunk := f.read(CHUNK_BYTES):
-            scan.feed(chunk)
-        size = f.tell()
-    torn = scan.end_segment()
-    plan = _plan(scan)
-    del scan
-    if not compact:
-        return plan.state
-    if len(plan.dropped):
-        _rewrite(path, size - torn, plan.dropped)
-        return replace(plan.state, compacted=True)
-    if torn:
-        _truncate(path, size - torn)
-    return plan.state
-
-
-def _read_upto(path: Path, end: int) -> Iterator[bytes]:
-    with path.open("rb", buffering=0) as f:
-        left = end
-        while left > 0 and (chunk := f.read(min(CHUNK_BYTES, left))):
-            left -= len(chunk)
-            yield chunk
-
-
-def _rewrite(path: Path, end: int, dropped: array[int]) -> None:
-    tmp = path.with_name(f".{path.name}.compact-{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.fchmod(fd, path.stat().st_mode & 0o777)
-        first = 0
-        for block in _blocks(_read_upto(path, end)):
-            _write_all(fd, _keep(block, first, dropped))
-            first += block.count(b"\n")
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _truncate(path: Path, end: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.ftruncate(fd, end)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a create, rename or truncate itself durable (POSIX needs the directory)."""
-    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_stale_temps(path: Path) -> None:
-    """A kill during compaction leaves its temporary file; the output is intact."""
-    for stale in path.parent.glob(f".{path.name}.compact-*.tmp"):
-        stale.unlink(missing_ok=True)

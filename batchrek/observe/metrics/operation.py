@@ -1,0 +1,79 @@
+"""One operation's counters, owned and updated by ``RunMetrics``.
+
+Bounded like the rest of the metrics: error-code counters keep at most ``MAX_CODES``
+keys (``bump``), the settled rate averages a fixed window of ticks.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from batchrek.observe.histogram import Histogram
+
+__all__ = ["MAX_CODES", "OpStats", "bump"]
+
+MAX_CODES = 64  # distinct error codes kept per counter; the rest count as "other"
+_SETTLED_TICKS = 60  # the "settled" rate is the mean over the last minute
+
+
+def bump(counter: dict[str, int], key: str, n: int = 1) -> None:
+    """Add ``n`` to ``counter[key]``; a new key past ``MAX_CODES`` counts as "other"."""
+    if key not in counter and len(counter) >= MAX_CODES:
+        key = "other"
+    counter[key] = counter.get(key, 0) + n
+
+
+class OpStats:
+    """Everything counted for one operation; mutable, owned by RunMetrics."""
+
+    __slots__ = (
+        "at_ceiling_ticks",
+        "attempts",
+        "busy_s",
+        "ceiling",
+        "deduplicated",
+        "end_to_end",
+        "failed",
+        "failed_by_code",
+        "in_flight",
+        "input",
+        "latency",
+        "ok",
+        "outcomes",
+        "rate",
+        "recent_rates",
+        "requests",
+        "retries",
+        "retries_by_code",
+        "skipped",
+        "throttled",
+        "token_wait",
+    )
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.in_flight = 0
+        self.busy_s = 0.0
+        self.throttled = 0
+        self.outcomes: dict[str, int] = {}
+        self.retries = 0
+        self.retries_by_code: dict[str, int] = {}
+        self.ok = 0
+        self.failed = 0
+        self.failed_by_code: dict[str, int] = {}
+        self.skipped = 0
+        self.deduplicated = 0
+        self.attempts = 0
+        self.input: dict[str, int] = {}
+        self.latency = Histogram()  # service time of successful attempts
+        self.token_wait = Histogram()
+        self.end_to_end = Histogram()
+        self.rate: float | None = None
+        self.ceiling: float | None = None
+        self.recent_rates: deque[float] = deque(maxlen=_SETTLED_TICKS)
+        self.at_ceiling_ticks = 0
+
+    def settled_rate(self) -> float | None:
+        if not self.recent_rates:
+            return self.rate
+        return round(sum(self.recent_rates) / len(self.recent_rates), 3)
