@@ -4,6 +4,11 @@ paced, bounded, retried call (with the Bytes fallback), and one record each.
     Item ─▶ dedupe claim ─▶ prepare (once per set of limits) ─▶ per operation:
             rate token ─▶ in-flight slot ─▶ call (retried) ─▶ Result ─▶ the writer
 
+With a ledger, the item's content identity comes first (from the manifest, one HEAD,
+or the bytes the call needs anyway); unchanged operations are skipped, a copy's
+result is read back from an earlier output instead of called, and every result is
+stamped with the identity and parameters digest that key it.
+
 Nothing here reads botocore errors: ``call.classify`` translates every exception into
 an ``ErrorInfo`` first.
 """
