@@ -75,6 +75,7 @@ class Settings:
     breaker_probe_max_s: float = 15.0
     preflight_timeout_s: float = 10.0
     price_per_image: float = 0.001
+    ledger: str | None = None  # a directory or s3://bucket/prefix/: what earlier runs did
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     rates: Mapping[str, float] = field(default_factory=dict)
     bucket_regions: Mapping[str, str] = field(default_factory=dict)

@@ -109,6 +109,7 @@ class _OpenPart:
     key: str
     opened_at: float
     records: int = 0
+    bytes: int = 0
     upload_id: str | None = None
     etags: list[str] = field(default_factory=list)
     spooled: SpoolFile | None = None
@@ -175,6 +176,7 @@ class S3PartSink:
         if part is None:
             part = self._open = self._new_part()
         part.records += 1
+        part.bytes += len(record)
         if part.spooled is not None:
             try:
                 await part.spooled.sink.write(record)
@@ -191,6 +193,18 @@ class S3PartSink:
         ):
             async with self._lock:
                 await self._progress(close=False)
+
+    def position(self) -> tuple[str, int]:
+        """The part object and the offset the next record will start at."""
+        part = self._open
+        if part is None:
+            return f"s3://{self.bucket}/{self._part_key(self._seq)}", 0
+        return f"s3://{self.bucket}/{part.key}", part.bytes
+
+    @property
+    def durable_records(self) -> int:
+        """Records in completed part files, in write order."""
+        return self.records_written
 
     async def flush(self, *, durable: bool = False) -> None:
         """Complete the open part file if it is ``part_seconds`` old.
@@ -234,13 +248,15 @@ class S3PartSink:
             with contextlib.suppress(OSError):
                 await spooled.sink.aclose()
 
+    def _part_key(self, seq: int) -> str:
+        return f"{self.prefix}part-{self.run_stamp}-{self.shard}-{seq:06d}.jsonl"
+
     def _new_part(self) -> _OpenPart:
-        name = f"part-{self.run_stamp}-{self.shard}-{self._seq:06d}.jsonl"
+        key = self._part_key(self._seq)
         self._seq += 1
+        name = key[len(self.prefix) :]
         spooled = self._spool.start(name) if self._spool is not None else None
-        return _OpenPart(
-            key=f"{self.prefix}{name}", opened_at=self._clock.monotonic(), spooled=spooled
-        )
+        return _OpenPart(key=key, opened_at=self._clock.monotonic(), spooled=spooled)
 
     async def _s3(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
         """One S3 call of the sink, retried on transient errors."""

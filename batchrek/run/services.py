@@ -38,6 +38,7 @@ from batchrek.call import (
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
 from batchrek.errors import ConfigError, RunStopped, ServiceOutage
+from batchrek.ledger import Ledger, LedgerSink, open_ledger, repair_torn_tail
 from batchrek.output import (
     JsonlFileSink,
     ResumeState,
@@ -77,6 +78,9 @@ class Services:
     preparer: Preparer
     output: str
     rekognition_endpoint: str
+    ledger: Ledger | None = None
+    ledger_sink: LedgerSink | None = None
+    ledger_load_s: float = 0.0
 
     @classmethod
     async def open(
@@ -167,8 +171,18 @@ class Services:
                     spool.dir,
                 )
                 spool = None
+        ledger_run = None
+        if settings.ledger:
+            ledger_run = await open_ledger(
+                settings.ledger,
+                s3=s3,
+                ops=settings.build_operations(),
+                shard=settings.shard_index or 0,
+            )
         resume: ResumeState | None = None
-        if settings.resume and not settings.dry_run:
+        # With a ledger, the ledger is the resume: it knows every durable record of
+        # every earlier run, so the output is never read back.
+        if settings.resume and not settings.dry_run and ledger_run is None:
             sharded = (settings.shard_count or 1) > 1
             resume = await load_resume(
                 output, s3=s3, shard=(settings.shard_index or 0) if sharded else None
@@ -187,7 +201,14 @@ class Services:
                 on_stall=_stall_reporter(halt, spool),
             )
         else:
-            sink = JsonlFileSink(output, truncate=not settings.resume)
+            if ledger_run is not None and not settings.dry_run:
+                # Appended to, never truncated (the ledger points into it); a torn last
+                # line is cut so the next record starts where its entry says.
+                await anyio.to_thread.run_sync(repair_torn_tail, output)
+            sink = JsonlFileSink(output, truncate=not settings.resume and ledger_run is None)
+        ledger_sink = None
+        if ledger_run is not None and not settings.dry_run:
+            sink = ledger_sink = LedgerSink(sink, ledger_run.segment)
         stack.push_async_callback(sink.aclose)
         return cls(
             region=region,
@@ -199,6 +220,9 @@ class Services:
             preparer=preparer,
             output=output,
             rekognition_endpoint=endpoint,
+            ledger=ledger_run.ledger if ledger_run is not None else None,
+            ledger_sink=ledger_sink,
+            ledger_load_s=ledger_run.load_s if ledger_run is not None else 0.0,
         )
 
 
