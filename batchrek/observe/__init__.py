@@ -24,7 +24,7 @@ from batchrek.observe.histogram import Histogram
 from batchrek.observe.logs import JsonFormatter, setup_logging
 from batchrek.observe.metrics import RunMetrics, Timeline, TimelinePoint
 from batchrek.observe.progress import format_duration, format_line, run_progress
-from batchrek.observe.verdict import Verdict, VerdictInputs, tuning_verdict
+from batchrek.observe.verdict import Verdict, tuning_verdict
 
 if TYPE_CHECKING:
     from batchrek.observe.prometheus import push, write_textfile
@@ -37,7 +37,6 @@ __all__ = [
     "Timeline",
     "TimelinePoint",
     "Verdict",
-    "VerdictInputs",
     "format_duration",
     "format_line",
     "push",

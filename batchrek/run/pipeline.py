@@ -40,6 +40,7 @@ from batchrek.models import Item, ManifestProblem, Result
 from batchrek.observe import RunMetrics, run_progress
 from batchrek.run import streams
 from batchrek.run.dedupe import Deduper
+from batchrek.run.identity import run_identity
 from batchrek.run.records import MANIFEST_OPERATION, problem_result
 from batchrek.run.services import Services
 from batchrek.run.work import ItemWorker, Work
@@ -169,6 +170,8 @@ class _Run:
                         self.metrics.skipped(op.method)
                 if todo:
                     await streams.send(send, Work(entry, todo))
+                else:
+                    self.metrics.item_finished()
 
     # -- workers --------------------------------------------------------------
 
@@ -263,6 +266,8 @@ async def run_batch(
     metrics = RunMetrics(clock, [op.method for op in ops])
     async with AsyncExitStack() as stack:
         services = await Services.open(settings, stack)
+        metrics.describe(run_identity(settings, region=services.region, output=services.output))
+        metrics.set_capacity(concurrency=settings.concurrency, workers=_width(settings))
         run = _Run(settings, services, ops, metrics, clock)
         try:
             await _drive(run, stop)
@@ -279,10 +284,14 @@ async def run_batch(
     return RunOutcome(summary=summary, failed_pairs=failed, interrupted=interrupted)
 
 
+def _width(settings: Settings) -> int:
+    """Workers = in-flight slots plus a few more, so preparing the next images
+    overlaps with the calls in flight."""
+    return settings.concurrency + max(4, settings.concurrency // 4)
+
+
 async def _drive(run: _Run, stop: anyio.Event | None) -> None:
-    # Workers = in-flight slots plus a few more, so preparing the next images
-    # overlaps with the calls in flight.
-    width = run.s.concurrency + max(4, run.s.concurrency // 4)
+    width = _width(run.s)
     work_send, work_recv = anyio.create_memory_object_stream[Work | Result](width * 2)
     res_send, res_recv = anyio.create_memory_object_stream[Result](width * 4)
     async with anyio.create_task_group() as outer:

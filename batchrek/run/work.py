@@ -97,6 +97,7 @@ class ItemWorker:
         owner = key is not None and not earlier
         published: dict[str, Result] = {}
         prep = self.preparer.for_item(item)
+        prepared: set[int] = set()  # inputs already counted: one preparation, many ops
         try:
             for op in work.ops:
                 reused = earlier.get(op.method)
@@ -104,13 +105,14 @@ class ItemWorker:
                     result = reused_result(reused, item)
                     self.metrics.deduplicated(op.method)
                 else:
-                    result = await self._call(prep, op)
+                    result = await self._call(prep, op, prepared)
                     if result.done:
                         published[op.method] = result
                 if result.status == "error":
                     self.failed += 1
                 self.metrics.record_result(result, self.clock.monotonic() - started)
                 await streams.send(out, result)
+            self.metrics.item_finished()
         finally:
             if owner and key is not None and deduper is not None:
                 deduper.release(key, published)
@@ -120,13 +122,13 @@ class ItemWorker:
             else:
                 prep.release()
 
-    async def _call(self, prep: ItemPrep, op: Operation) -> Result:
+    async def _call(self, prep: ItemPrep, op: Operation, prepared: set[int]) -> Result:
         item = prep.item
         try:
             inp = await prep.input_for(op.limits)
         except Exception as exc:
             return error_result(item, op, classify(exc), attempts=0)
-        self._observe_prepare(inp)
+        self._observe_prepare(inp, prepared)
         outcome = await self._with_retry(op, inp, item.id)
         attempts = outcome.attempts
         if (
@@ -139,7 +141,7 @@ class ItemWorker:
                 inp = await prep.bytes_for(op.limits)
             except Exception as exc:
                 return error_result(item, op, classify(exc), attempts=attempts)
-            self._observe_prepare(inp)
+            self._observe_prepare(inp, prepared)
             outcome = await self._with_retry(op, inp, item.id)
             attempts += outcome.attempts
         if outcome.error is not None or outcome.value is None:
@@ -174,7 +176,10 @@ class ItemWorker:
         if needs_credential_refresh(info):
             await force_refresh(self.rekognition)
 
-    def _observe_prepare(self, inp: ImageInput) -> None:
+    def _observe_prepare(self, inp: ImageInput, prepared: set[int]) -> None:
+        if id(inp) in prepared:
+            return
+        prepared.add(id(inp))
         self.metrics.observe_prepare(inp.prepare_s, transcoded=inp.transcoded, mode=inp.mode)
 
     async def _attempt(

@@ -12,9 +12,11 @@ recorded in seconds and reported in milliseconds (``*_ms``).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from batchrek.clock import Clock
@@ -22,11 +24,12 @@ from batchrek.models import Result
 from batchrek.observe.histogram import Histogram
 from batchrek.observe.metrics.operation import OpStats, bump
 from batchrek.observe.metrics.timeline import MAX_TIMELINE_POINTS, Timeline, per_second
-from batchrek.observe.verdict import VerdictInputs, tuning_verdict
+from batchrek.observe.verdict import tuning_verdict
 
 __all__ = ["RunMetrics"]
 
 _AT_CEILING = 0.98  # a rate within 2 % of its ceiling counts as "at the ceiling"
+_AT_MAX = 0.9  # in flight at 90 % of --concurrency (rounded up) counts as "at the cap"
 
 
 class RunMetrics:
@@ -36,7 +39,8 @@ class RunMetrics:
     monotonic clock cannot give, and time nothing: ``wall`` is read once, at the
     start, to turn clock readings into Unix timestamps for display and export
     (``started_unix``, ``last_success_unix`` for Prometheus); ``cpu`` is process CPU
-    time for the client-CPU verdict. Tests pass fakes for both.
+    time, sampled once per tick for the timeline and the client-CPU verdict (measured,
+    never inferred). Tests pass fakes for both.
     """
 
     def __init__(
@@ -60,12 +64,17 @@ class RunMetrics:
         self._end: float | None = None
         self._ops = {op: OpStats() for op in self.operations}
         self._timeline = Timeline(self.operations, max_points=max_points)
-        self._recent: deque[tuple[float, int]] = deque(maxlen=11)  # (t, done) per tick
+        # (t, pairs done, images done) per tick: the display's rates over ~10 s
+        self._recent: deque[tuple[float, int, int]] = deque(maxlen=11)
         self.items = 0
         self.manifest_problems = 0
         self.shard_filtered_items = 0
         self.total_items: int | None = None
-        self.concurrency_limit: int | None = None
+        self.concurrency_limit: int | None = None  # the live in-flight cap
+        self.concurrency: int | None = None  # --concurrency: the cap's maximum
+        self.workers: int | None = None  # worker tasks (each one item at a time)
+        self.identity: dict[str, Any] = {}
+        self.images_done = 0
         self._prepare = Histogram()
         self._prepared_by_mode: dict[str, int] = {}
         self._transcodes = 0
@@ -75,11 +84,16 @@ class RunMetrics:
         self._last_ok: float | None = None
         self._ticks = 0
         self._at_cap_ticks = 0
+        self._at_max_ticks = 0
 
     # -- the manifest side ---------------------------------------------------------
 
     def item_read(self) -> None:
         self.items += 1
+
+    def item_finished(self, n: int = 1) -> None:
+        """An image whose every operation is done (called, reused, or resumed)."""
+        self.images_done += n
 
     def manifest_problem(self) -> None:
         self.manifest_problems += 1
@@ -92,7 +106,8 @@ class RunMetrics:
         self._op(op).deduplicated += n
 
     def shard_filtered(self, n: int = 1) -> None:
-        """Items that belong to another shard; they count as done for the ETA."""
+        """Items that belong to another shard (not this shard's work: the total is
+        this shard's share, so they are not counted as done either)."""
         self.shard_filtered_items += n
 
     def observe_read_wait(self, seconds: float) -> None:
@@ -157,6 +172,17 @@ class RunMetrics:
     def set_concurrency_limit(self, n: int) -> None:
         self.concurrency_limit = n
 
+    def set_capacity(self, *, concurrency: int, workers: int) -> None:
+        """What exists: the in-flight cap's maximum (--concurrency) and the worker
+        tasks. The verdict never counts more workers than these."""
+        self.concurrency = concurrency
+        self.workers = workers
+
+    def describe(self, identity: Mapping[str, Any]) -> None:
+        """The run's identity (version, manifest, output, settings ...): the ``run``
+        section of the summary, so runs can be told apart and compared."""
+        self.identity = dict(identity)
+
     def set_total(self, n: int | None) -> None:
         """The manifest's size in items, when known; the ETA needs it."""
         self.total_items = n
@@ -175,6 +201,8 @@ class RunMetrics:
         self._ticks += 1
         if self.concurrency_limit and in_flight >= self.concurrency_limit:
             self._at_cap_ticks += 1
+        if self.concurrency and in_flight >= math.ceil(_AT_MAX * self.concurrency):
+            self._at_max_ticks += 1
         rates: list[float | None] = []
         for op in self.operations:
             stats = self._ops[op]
@@ -184,7 +212,7 @@ class RunMetrics:
                 if stats.ceiling and stats.rate >= _AT_CEILING * stats.ceiling:
                     stats.at_ceiling_ticks += 1
         done = self.done
-        self._recent.append((t, done))
+        self._recent.append((t, done, self.images_done))
         self._timeline.add(
             t=t,
             done=done,
@@ -194,6 +222,9 @@ class RunMetrics:
             throttled=self._sum("throttled"),
             in_flight=in_flight,
             rates=rates,
+            cpu_s=self._cpu_used(),
+            token_wait_s=self._token_wait_s(),
+            limit=self.concurrency_limit,
         )
 
     # -- reading -----------------------------------------------------------------------
@@ -209,9 +240,8 @@ class RunMetrics:
 
     @property
     def done(self) -> int:
-        """Pairs finished, however: called, resumed, deduplicated or another shard's."""
-        pairs = sum(s.ok + s.failed + s.skipped + s.deduplicated for s in self._ops.values())
-        return pairs + self.shard_filtered_items * len(self.operations)
+        """Pairs finished, however: called, resumed or deduplicated."""
+        return sum(s.ok + s.failed + s.skipped + s.deduplicated for s in self._ops.values())
 
     @property
     def total(self) -> int | None:
@@ -225,14 +255,16 @@ class RunMetrics:
         return self._timeline
 
     def snapshot(self) -> dict[str, Any]:
-        """A cheap view for the progress display and periodic log lines."""
+        """A cheap view for the progress display and periodic log lines: pairs
+        (item, operation) and images counted apart, rates over the last ~10 s."""
         t = self.elapsed
-        done = self.done
+        done, images = self.done, self.images_done
         if len(self._recent) >= 2 and self._recent[-1][0] > self._recent[0][0]:
-            (t0, d0), (t1, d1) = self._recent[0], self._recent[-1]
-            per_s = (d1 - d0) / (t1 - t0)
+            (t0, d0, i0), (t1, d1, i1) = self._recent[0], self._recent[-1]
+            per_s, images_per_s = (d1 - d0) / (t1 - t0), (i1 - i0) / (t1 - t0)
         else:
             per_s = done / t if t > 0 else 0.0
+            images_per_s = images / t if t > 0 else 0.0
         total = self.total
         eta = None
         if total is not None and per_s > 0:
@@ -241,6 +273,8 @@ class RunMetrics:
             "t": round(t, 3),
             "done": done,
             "total": total,
+            "images_done": images,
+            "images_total": self.total_items,
             "ok": self._sum("ok"),
             "failed": self._sum("failed"),
             "skipped": self._sum("skipped"),
@@ -250,6 +284,7 @@ class RunMetrics:
             "in_flight": self.in_flight,
             "concurrency_limit": self.concurrency_limit,
             "per_s": round(per_s, 3),
+            "images_per_s": round(images_per_s, 3),
             "rate": {op: self._ops[op].rate for op in self.operations},
             "eta_s": eta,
         }
@@ -270,14 +305,16 @@ class RunMetrics:
                 failed_by_code[code] = failed_by_code.get(code, 0) + n
             for mode, n in stats.input.items():
                 input_modes[mode] = input_modes.get(mode, 0) + n
-        cpu_s = max(0.0, self._cpu() - self._start_cpu)
         last_ok = (
             None
             if self._last_ok is None
             else round(self._start_wall + (self._last_ok - self._start), 3)
         )
-        return {
+        busy_s = sum(s.busy_s for s in self._ops.values())
+        summary: dict[str, Any] = {
+            "run": self._run_section(elapsed),
             "items": self.items,
+            "images_done": self.images_done,
             "total_items": self.total_items,
             "requests": self._sum("requests"),
             "ok": ok,
@@ -293,48 +330,50 @@ class RunMetrics:
             "throughput_per_s": per_second(ok + failed, elapsed),
             "latency_ms": latency.summary_ms(),
             "end_to_end_ms": self._end_to_end.summary_ms(),
-            "token_wait_ms": token_wait.summary_ms(),
+            "token_wait_ms": {**token_wait.summary_ms(), "seconds": round(token_wait.sum, 3)},
             "failed_by_code": failed_by_code,
             "input": input_modes,
-            "prepare_ms": {**self._prepare.summary_ms(), "by_mode": dict(self._prepared_by_mode)},
+            "prepare_ms": {
+                **self._prepare.summary_ms(),
+                "seconds": round(self._prepare.sum, 3),
+                "by_mode": dict(self._prepared_by_mode),
+            },
             "transcodes": {"count": self._transcodes, "seconds": round(self._transcode_s, 3)},
             "read_wait_ms": {
                 **self._read_wait.summary_ms(),
                 "seconds": round(self._read_wait.sum, 3),
             },
-            "concurrency_limit": self.concurrency_limit,
-            "at_concurrency_cap": self._share(self._at_cap_ticks),
-            "cpu_s": round(cpu_s, 3),
+            "concurrency": {
+                "max": self.concurrency,
+                "workers": self.workers,
+                "limit": self.concurrency_limit,
+                "in_flight_mean": round(busy_s / elapsed, 3) if elapsed > 0 else 0.0,
+                "at_max_share": self._share(self._at_max_ticks),
+                "at_limit_share": self._share(self._at_cap_ticks),
+            },
+            "service_busy_s": round(busy_s, 3),
+            "cpu_s": round(self._cpu_used(), 3),
             "started_unix": round(self._start_wall, 3),
             "last_success_unix": last_ok,
             "by_operation": {op: self._op_summary(op, elapsed) for op in self._ops},
             "timeline": self._timeline.as_dicts(),
-            "verdict": tuning_verdict(self.verdict_inputs(cpu_s=cpu_s)).as_dict(),
+        }
+        summary["verdict"] = tuning_verdict(summary).as_dict()
+        return summary
+
+    def _run_section(self, elapsed: float) -> dict[str, Any]:
+        started = datetime.fromtimestamp(self._start_wall, UTC)
+        return {
+            **self.identity,
+            "started": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "duration_s": round(elapsed, 3),
         }
 
-    def verdict_inputs(self, *, cpu_s: float | None = None) -> VerdictInputs:
-        ops = [self._ops[op] for op in self.operations] or list(self._ops.values())
-        ceilings = [s.ceiling for s in ops]
-        return VerdictInputs(
-            elapsed_s=self.elapsed,
-            requests=self._sum("requests"),
-            throttled=self._sum("throttled"),
-            ok=self._sum("ok"),
-            service_busy_s=sum(s.busy_s for s in self._ops.values()),
-            workers=self.concurrency_limit,
-            at_cap_share=self._share(self._at_cap_ticks),
-            rate_ceiling_tps=(
-                sum(c for c in ceilings if c is not None)
-                if ceilings and None not in ceilings
-                else None
-            ),
-            at_ceiling_share=max((self._share(s.at_ceiling_ticks) for s in ops), default=0.0),
-            token_wait_s=sum(s.token_wait.sum for s in self._ops.values()),
-            prepare_s=self._prepare.sum,
-            prepared=self._prepare.count,
-            read_wait_s=self._read_wait.sum,
-            cpu_s=cpu_s if cpu_s is not None else max(0.0, self._cpu() - self._start_cpu),
-        )
+    def _cpu_used(self) -> float:
+        return max(0.0, self._cpu() - self._start_cpu)
+
+    def _token_wait_s(self) -> float:
+        return sum(s.token_wait.sum for s in self._ops.values())
 
     def _op_summary(self, op: str, elapsed: float) -> dict[str, Any]:
         s = self._ops[op]
@@ -356,6 +395,7 @@ class RunMetrics:
             "token_wait_ms": s.token_wait.summary_ms(),
             "end_to_end_ms": s.end_to_end.summary_ms(),
             "rate": s.settled_rate(),
+            "rate_last": None if s.rate is None else round(s.rate, 3),
             "rate_ceiling": s.ceiling,
         }
 
