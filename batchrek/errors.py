@@ -23,6 +23,8 @@ permanent for the image, or permanent for the run.
                         -> StreamBroken / ManifestUnreadable); a folder manifest's
                         walk in batchrek.manifest._localdir (OSError).
     Output writes       batchrek.output (OSError of the file sink; S3 part uploads).
+    `batchrek draw`     batchrek.draw (reading the results and the image, local or
+                        S3: OSError, botocore -> ConfigError).
 """
 
 from __future__ import annotations

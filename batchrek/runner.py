@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +22,7 @@ import orjson
 
 from batchrek.config import Settings
 from batchrek.errors import BatchrekError
+from batchrek.observe import fmt, log_summary, verdict_lines
 from batchrek.run import RunOutcome, run_batch
 
 __all__ = [
@@ -84,8 +84,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  pairs:      {summary.get('ok', 0) + summary.get('failed', 0)} "
         f"(ok {summary.get('ok', 0)}, failed {summary.get('failed', 0)}, "
         f"skipped {summary.get('skipped', 0)})",
-        f"  elapsed:    {summary.get('elapsed_s', 0):.1f} s, "
-        f"{summary.get('throughput_per_s', 0):.1f} pairs/s",
+        f"  elapsed:    {fmt(summary.get('elapsed_s', 0))} s, "
+        f"{fmt(summary.get('throughput_per_s', 0))} pairs/s",
         f"  requests:   {summary.get('requests', 0)} "
         f"(retries {summary.get('retries', 0)}, throttled {summary.get('throttled', 0)})",
         f"  latency ms: p50 {lat.get('p50', 0):.0f}, p90 {lat.get('p90', 0):.0f}, "
@@ -97,11 +97,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             "  failed by code: " + ", ".join(f"{k} {v}" for k, v in sorted(failed_by.items()))
         )
-    verdict = summary.get("verdict") or {}
-    if verdict:
-        lines.append(f"  limited by: {verdict.get('limiter')}: {verdict.get('explanation')}")
-        if verdict.get("flag"):
-            lines.append(f"  try: {verdict['flag']}")
+    lines += verdict_lines(summary.get("verdict") or {})
     return "\n".join(lines)
 
 
@@ -110,12 +106,15 @@ async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = No
         from batchrek.run import dry_run, format_plan
 
         plan = await dry_run(settings)
-        print(format_plan(plan, price_per_image=settings.price_per_image), file=sys.stderr)
+        # stdout: the plan is the command's output, to pipe or save.
+        print(format_plan(plan, price_per_image=settings.price_per_image), flush=True)
         return 0
     outcome: RunOutcome = await run_batch(settings, stop=stop)
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(export_metrics, settings, outcome.summary)
-    print(format_summary(outcome.summary), file=sys.stderr)
+    log_summary(
+        outcome.summary, format_summary(outcome.summary), as_json=settings.log_format == "json"
+    )
     return outcome.exit_code
 
 

@@ -33,7 +33,14 @@ from typing import Any, Literal
 
 from batchrek.observe.numbers import fmt, fmt_count, round3
 
-__all__ = ["MIN_ELAPSED_S", "MIN_REQUESTS", "Limiter", "Verdict", "tuning_verdict"]
+__all__ = [
+    "MIN_ELAPSED_S",
+    "MIN_REQUESTS",
+    "Limiter",
+    "Verdict",
+    "tuning_verdict",
+    "verdict_lines",
+]
 
 Limiter = Literal[
     "too_short",
@@ -168,6 +175,24 @@ class _Run:
     def rates(self, name: str) -> list[float]:
         rows: Sequence[Mapping[str, Any]] = self.s.get("timeline") or []
         return [r["rate"][name] for r in rows if (r.get("rate") or {}).get(name) is not None]
+
+
+def verdict_lines(verdict: Mapping[str, Any]) -> list[str]:
+    """The verdict in the end-of-run summary: what limited the run, and what to try."""
+    if not verdict:
+        return []
+    lines = [f"  limited by: {verdict.get('limiter')}: {verdict.get('explanation')}"]
+    flag, setting = verdict.get("flag") or "", verdict.get("setting") or ""
+    advice = verdict.get("suggestion") or ""
+    if flag:
+        lines.append(f"  try: {flag}" + (f" ({advice})" if advice else ""))
+    elif setting:
+        lines.append("  try, in the --config file: " + setting.replace("\n", "; "))
+        if advice:
+            lines.append(f"       ({advice})")
+    elif advice:
+        lines.append(f"  try: {advice}")
+    return lines
 
 
 def tuning_verdict(summary: Mapping[str, Any]) -> Verdict:

@@ -47,6 +47,8 @@ from batchrek.run.work import ItemWorker, Work
 
 __all__ = ["RunOutcome", "run_batch"]
 
+log = logging.getLogger("batchrek.run")
+
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
@@ -214,6 +216,8 @@ class _Run:
                 self.metrics.set_rate(method, control.rate, ceiling=control.ceiling)
             limit = self.concurrency.limit
             if limit != self.inflight_limit.limit:
+                log.debug("concurrency: in-flight cap %d -> %d (rate x latency x headroom)",
+                          self.inflight_limit.limit, limit)  # fmt: skip
                 self.inflight_limit.limit = limit
             self.metrics.set_concurrency_limit(limit)
             self.metrics.tick()
@@ -304,7 +308,8 @@ async def _drive(run: _Run, stop: anyio.Event | None) -> None:
                     run_progress,
                     run.metrics,
                     interval_s=run.s.log_interval_s,
-                    live=run.s.progress,
+                    # JSON logs: every line on stderr is JSON, so no live table.
+                    live=run.s.progress and run.s.log_format != "json",
                     logger=logging.getLogger("batchrek.progress"),
                 )
             )

@@ -159,6 +159,7 @@ class ItemWorker:
             response=trim_response(response),
             meta=item.meta,
             transcode=inp.transcode_record(),
+            image=inp.image_record(),
         )
 
     async def _with_retry(
@@ -168,9 +169,14 @@ class ItemWorker:
             lambda: self._attempt(op, inp, item_id),
             self.policy,
             clock=self.clock,
-            on_retry=lambda _n, info, _delay: self.metrics.retried(op.method, info.code),
+            on_retry=lambda n, info, delay: self._on_retry(op, item_id, n, info, delay),
             before_retry=self._before_retry,
         )
+
+    def _on_retry(self, op: Operation, item_id: str, n: int, info: ErrorInfo, delay: float) -> None:
+        self.metrics.retried(op.method, info.code)
+        log.debug("retry %s %s after %s (attempt %d), in %.2f s", item_id, op.method, info.code,
+                  n, delay)  # fmt: skip
 
     async def _before_retry(self, info: ErrorInfo) -> None:
         if needs_credential_refresh(info):

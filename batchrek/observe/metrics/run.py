@@ -85,6 +85,8 @@ class RunMetrics:
         self._ticks = 0
         self._at_cap_ticks = 0
         self._at_max_ticks = 0
+        self._last_tick_t = 0.0
+        self._token_wait_ticked = 0.0
 
     # -- the manifest side ---------------------------------------------------------
 
@@ -223,7 +225,7 @@ class RunMetrics:
             in_flight=in_flight,
             rates=rates,
             cpu_s=self._cpu_used(),
-            token_wait_s=self._token_wait_s(),
+            token_wait_s=self._token_wait_in_ticks(t),
             limit=self.concurrency_limit,
         )
 
@@ -372,8 +374,16 @@ class RunMetrics:
     def _cpu_used(self) -> float:
         return max(0.0, self._cpu() - self._start_cpu)
 
-    def _token_wait_s(self) -> float:
-        return sum(s.token_wait.sum for s in self._ops.values())
+    def _token_wait_in_ticks(self, t: float) -> float:
+        """Token waiting for the timeline. A wait is recorded when it ends, so a tick
+        can receive waits that began earlier; no tick gets more than the workers that
+        exist could have waited in it (the rest carries to the next)."""
+        total = sum(s.token_wait.sum for s in self._ops.values())
+        dt = t - self._last_tick_t
+        self._last_tick_t = t
+        room = self.workers * dt if self.workers else float("inf")
+        self._token_wait_ticked += min(total - self._token_wait_ticked, room)
+        return self._token_wait_ticked
 
     def _op_summary(self, op: str, elapsed: float) -> dict[str, Any]:
         s = self._ops[op]
