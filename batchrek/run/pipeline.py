@@ -33,7 +33,7 @@ from batchrek.call import (
 )
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
-from batchrek.errors import stopping_error
+from batchrek.errors import ManifestUnreadable, stopping_error
 from batchrek.limits import default_tps
 from batchrek.manifest import read_manifest
 from batchrek.models import Item, ManifestProblem, Result
@@ -45,7 +45,7 @@ from batchrek.run.records import MANIFEST_OPERATION, problem_result
 from batchrek.run.services import Services
 from batchrek.run.work import ItemWorker, Work
 
-__all__ = ["RunOutcome", "run_batch"]
+__all__ = ["RunOutcome", "no_items", "run_batch"]
 
 log = logging.getLogger("batchrek.run")
 
@@ -174,6 +174,9 @@ class _Run:
                     await streams.send(send, Work(entry, todo))
                 else:
                     self.metrics.item_finished()
+        m = self.metrics
+        if not self.stopping and m.items + m.manifest_problems + m.shard_filtered_items == 0:
+            no_items(self.s)
 
     # -- workers --------------------------------------------------------------
 
@@ -225,6 +228,18 @@ class _Run:
             if now - last_flush >= 1.0:
                 await self.svc.sink.flush(durable=True)
                 last_flush = now
+
+
+def no_items(settings: Settings) -> None:
+    """An empty manifest: exit 2, because a job that finds nothing to do is usually a
+    wrong path or an upstream failure; ``allow_empty`` says it is expected."""
+    if settings.allow_empty:
+        log.warning("no items in %s: nothing to do (allow_empty is set)", settings.manifest)
+        return
+    raise ManifestUnreadable(
+        f"no items: {settings.manifest} lists no images; if that can be normal for this "
+        "job, set allow_empty = true in the --config file (or BATCHREK_ALLOW_EMPTY=1)"
+    )
 
 
 def _count_lines(path: str) -> int | None:
