@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
-import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,7 +22,7 @@ import orjson
 
 from batchrek.config import Settings
 from batchrek.errors import BatchrekError
-from batchrek.observe import fmt, log_summary, verdict_lines
+from batchrek.observe import fmt, history_lines, log_summary, verdict_lines, with_history
 from batchrek.run import RunOutcome, run_batch
 
 __all__ = [
@@ -43,9 +43,13 @@ EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def _atomic_write(path: str, data: bytes) -> None:
+    """Temp file + rename. Created with mode 0666 less the umask, like every other
+    file batchrek writes (mkstemp's 0600 would hide metrics from a node exporter or a
+    dashboard user)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".batchrek-", suffix=".tmp")
+    tmp = os.path.join(folder, f".batchrek-{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -97,6 +101,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             "  failed by code: " + ", ".join(f"{k} {v}" for k, v in sorted(failed_by.items()))
         )
+    lines += history_lines(summary)
     lines += verdict_lines(summary.get("verdict") or {})
     return "\n".join(lines)
 
@@ -111,11 +116,33 @@ async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = No
         return 0
     outcome: RunOutcome = await run_batch(settings, stop=stop)
     with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(export_metrics, settings, outcome.summary)
-    log_summary(
-        outcome.summary, format_summary(outcome.summary), as_json=settings.log_format == "json"
-    )
+        previous = await anyio.to_thread.run_sync(_previous_metrics, settings)
+        summary = with_history(
+            outcome.summary,
+            previous,
+            interrupted=outcome.interrupted,
+            exit_code=None if outcome.interrupted else outcome.exit_code,
+        )
+        await anyio.to_thread.run_sync(export_metrics, settings, summary)
+    log_summary(summary, format_summary(summary), as_json=settings.log_format == "json")
     return outcome.exit_code
+
+
+def _previous_metrics(settings: Settings) -> dict[str, Any] | None:
+    """The earlier segments' history: the --metrics-out document already at that path
+    (``observe.with_history`` checks that it describes the same output)."""
+    if not settings.metrics_out or not settings.resume:
+        return None
+    try:
+        with open(settings.metrics_out, "rb") as fh:
+            data = orjson.loads(fh.read())
+    except FileNotFoundError:
+        return None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        log.warning("cannot read the earlier %s (%s): the history starts here",
+                    settings.metrics_out, exc)  # fmt: skip
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def run_until_signalled(settings: Settings) -> int:

@@ -80,7 +80,7 @@ def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_rate_must_be_auto_or_a_number() -> None:
-    with pytest.raises(ConfigError, match="rate must be"):
+    with pytest.raises(ConfigError, match=r"--rate \(setting rate\) must be 'auto' or a number"):
         load_settings({**BASE, "rate": "fast"}, environ={})
 
 

@@ -10,6 +10,7 @@
   several compared on shared axes.
 - ``numbers``: one precision rule for every number shown to a person.
 - ``prometheus``: Pushgateway push and node-exporter textfile.
+- ``segments``: the output as a whole across reruns (each run a segment).
 
 ``report`` and ``prometheus`` are loaded on first use of their names here
 (``write_report``, ``report_format``, ``labels_for``, ``push``, ``write_textfile``),
@@ -28,6 +29,7 @@ from batchrek.observe.logs import JsonFormatter, log_summary, setup_logging
 from batchrek.observe.metrics import RunMetrics, Timeline, TimelinePoint
 from batchrek.observe.numbers import fmt, fmt_count, fmt_fixed
 from batchrek.observe.progress import format_duration, format_line, run_progress
+from batchrek.observe.segments import history_lines, with_history
 from batchrek.observe.verdict import Verdict, tuning_verdict, verdict_lines
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ __all__ = [
     "fmt_fixed",
     "format_duration",
     "format_line",
+    "history_lines",
     "labels_for",
     "log_summary",
     "push",
@@ -54,6 +57,7 @@ __all__ = [
     "setup_logging",
     "tuning_verdict",
     "verdict_lines",
+    "with_history",
     "write_report",
     "write_textfile",
 ]

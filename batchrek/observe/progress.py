@@ -124,8 +124,7 @@ class _Display:
             ],
             [
                 f"{fmt_fixed(snap.get('images_per_s', 0.0))} images/s",
-                f"pairs {fmt_count(pairs)}"
-                + (f"/{fmt_count(pairs_total)}" if pairs_total else ""),
+                f"pairs {fmt_count(pairs)}" + (f"/{fmt_count(pairs_total)}" if pairs_total else ""),
                 f"{fmt_fixed(snap['per_s'])} pairs/s",
             ],
             [

@@ -285,7 +285,14 @@ async def run_batch(
     metrics = RunMetrics(clock, [op.method for op in ops])
     async with AsyncExitStack() as stack:
         services = await Services.open(settings, stack)
-        metrics.describe(run_identity(settings, region=services.region, output=services.output))
+        metrics.describe(
+            run_identity(settings, region=services.region, output=services.output),
+            output={
+                "path": services.output,
+                "resumed": settings.resume,
+                "pairs_done_before": services.resume.done if services.resume is not None else 0,
+            },
+        )
         metrics.set_capacity(concurrency=settings.concurrency, workers=_width(settings))
         run = _Run(settings, services, ops, metrics, clock)
         try:

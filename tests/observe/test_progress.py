@@ -134,8 +134,11 @@ def test_a_narrow_terminal_keeps_the_total_and_the_eta(width: int) -> None:
 
 
 def test_no_line_of_the_live_display_is_wider_than_the_terminal() -> None:
-    shown = _shown(60, images_done=1_234_567, images_total=10_000_000, done=2_469_134,
-                   total=20_000_000, rate={"detect_labels": 48.0, "detect_moderation_labels": 20.0})  # fmt: skip
+    rates = {"detect_labels": 48.0, "detect_moderation_labels": 20.0}
+    shown = _shown(
+        60, images_done=1_234_567, images_total=10_000_000, done=2_469_134, total=20_000_000,
+        rate=rates,
+    )  # fmt: skip
     assert max(len(line) for line in shown.splitlines()) <= 60
 
 

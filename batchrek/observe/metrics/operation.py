@@ -7,8 +7,10 @@ keys (``bump``), the settled rate averages a fixed window of ticks.
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from batchrek.observe.histogram import Histogram
+from batchrek.observe.metrics.timeline import per_second
 
 __all__ = ["MAX_CODES", "OpStats", "bump"]
 
@@ -27,7 +29,6 @@ class OpStats:
     """Everything counted for one operation; mutable, owned by RunMetrics."""
 
     __slots__ = (
-        "at_ceiling_ticks",
         "attempts",
         "busy_s",
         "ceiling",
@@ -71,9 +72,32 @@ class OpStats:
         self.rate: float | None = None
         self.ceiling: float | None = None
         self.recent_rates: deque[float] = deque(maxlen=_SETTLED_TICKS)
-        self.at_ceiling_ticks = 0
 
     def settled_rate(self) -> float | None:
         if not self.recent_rates:
             return self.rate
         return round(sum(self.recent_rates) / len(self.recent_rates), 3)
+
+    def summary(self, elapsed: float) -> dict[str, Any]:
+        """This operation's part of the ``--metrics-out`` document."""
+        return {
+            "requests": self.requests,
+            "ok": self.ok,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "deduplicated": self.deduplicated,
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "attempts": self.attempts,
+            "throughput_per_s": per_second(self.ok + self.failed, elapsed),
+            "failed_by_code": dict(self.failed_by_code),
+            "retries_by_code": dict(self.retries_by_code),
+            "attempt_outcomes": dict(self.outcomes),
+            "input": dict(self.input),
+            "latency_ms": {**self.latency.summary_ms(), "busy_s": round(self.busy_s, 3)},
+            "token_wait_ms": self.token_wait.summary_ms(),
+            "end_to_end_ms": self.end_to_end.summary_ms(),
+            "rate": self.settled_rate(),
+            "rate_last": None if self.rate is None else round(self.rate, 3),
+            "rate_ceiling": self.ceiling,
+        }

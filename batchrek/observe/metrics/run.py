@@ -23,12 +23,12 @@ from batchrek.clock import Clock
 from batchrek.models import Result
 from batchrek.observe.histogram import Histogram
 from batchrek.observe.metrics.operation import OpStats, bump
+from batchrek.observe.metrics.source import SourceStats
 from batchrek.observe.metrics.timeline import MAX_TIMELINE_POINTS, Timeline, per_second
 from batchrek.observe.verdict import tuning_verdict
 
 __all__ = ["RunMetrics"]
 
-_AT_CEILING = 0.98  # a rate within 2 % of its ceiling counts as "at the ceiling"
 _AT_MAX = 0.9  # in flight at 90 % of --concurrency (rounded up) counts as "at the cap"
 
 
@@ -75,17 +75,15 @@ class RunMetrics:
         self.workers: int | None = None  # worker tasks (each one item at a time)
         self.identity: dict[str, Any] = {}
         self.images_done = 0
-        self._prepare = Histogram()
-        self._prepared_by_mode: dict[str, int] = {}
-        self._transcodes = 0
-        self._transcode_s = 0.0
-        self._read_wait = Histogram()
+        self._source = SourceStats()
         self._end_to_end = Histogram()
         self._last_ok: float | None = None
         self._ticks = 0
         self._at_cap_ticks = 0
         self._at_max_ticks = 0
         self._last_tick_t = 0.0
+        self._failed_retryable = 0
+        self._output: dict[str, Any] = {}
         self._token_wait_ticked = 0.0
 
     # -- the manifest side ---------------------------------------------------------
@@ -113,14 +111,10 @@ class RunMetrics:
         self.shard_filtered_items += n
 
     def observe_read_wait(self, seconds: float) -> None:
-        self._read_wait.record(seconds)
+        self._source.read_wait.record(seconds)
 
     def observe_prepare(self, seconds: float, *, transcoded: bool, mode: str) -> None:
-        self._prepare.record(seconds)
-        bump(self._prepared_by_mode, mode)
-        if transcoded:
-            self._transcodes += 1
-            self._transcode_s += seconds
+        self._source.prepared(seconds, transcoded=transcoded, mode=mode)
 
     # -- the call side -------------------------------------------------------------
 
@@ -157,6 +151,8 @@ class RunMetrics:
         else:
             stats.failed += 1
             bump(stats.failed_by_code, result.error.code if result.error else "Unknown")
+            if result.error is not None and result.error.retryable:
+                self._failed_retryable += 1  # a rerun redoes it
         stats.attempts += result.attempts
         bump(stats.input, result.input)
         stats.end_to_end.record(end_to_end_s)
@@ -180,10 +176,14 @@ class RunMetrics:
         self.concurrency = concurrency
         self.workers = workers
 
-    def describe(self, identity: Mapping[str, Any]) -> None:
+    def describe(
+        self, identity: Mapping[str, Any], *, output: Mapping[str, Any] | None = None
+    ) -> None:
         """The run's identity (version, manifest, output, settings ...): the ``run``
-        section of the summary, so runs can be told apart and compared."""
+        section of the summary, so runs can be told apart and compared; ``output``:
+        {path, resumed, pairs_done_before}, what the output held when the run began."""
         self.identity = dict(identity)
+        self._output = dict(output or {})
 
     def set_total(self, n: int | None) -> None:
         """The manifest's size in items, when known; the ETA needs it."""
@@ -211,8 +211,6 @@ class RunMetrics:
             rates.append(stats.rate)
             if stats.rate is not None:
                 stats.recent_rates.append(stats.rate)
-                if stats.ceiling and stats.rate >= _AT_CEILING * stats.ceiling:
-                    stats.at_ceiling_ticks += 1
         done = self.done
         self._recent.append((t, done, self.images_done))
         self._timeline.add(
@@ -321,6 +319,7 @@ class RunMetrics:
             "requests": self._sum("requests"),
             "ok": ok,
             "failed": failed,
+            "failed_retryable": self._failed_retryable,
             "skipped": self._sum("skipped"),
             "deduplicated": self._sum("deduplicated"),
             "shard_filtered": self.shard_filtered_items,
@@ -335,16 +334,7 @@ class RunMetrics:
             "token_wait_ms": {**token_wait.summary_ms(), "seconds": round(token_wait.sum, 3)},
             "failed_by_code": failed_by_code,
             "input": input_modes,
-            "prepare_ms": {
-                **self._prepare.summary_ms(),
-                "seconds": round(self._prepare.sum, 3),
-                "by_mode": dict(self._prepared_by_mode),
-            },
-            "transcodes": {"count": self._transcodes, "seconds": round(self._transcode_s, 3)},
-            "read_wait_ms": {
-                **self._read_wait.summary_ms(),
-                "seconds": round(self._read_wait.sum, 3),
-            },
+            **self._source.summary(),
             "concurrency": {
                 "max": self.concurrency,
                 "workers": self.workers,
@@ -357,8 +347,9 @@ class RunMetrics:
             "cpu_s": round(self._cpu_used(), 3),
             "started_unix": round(self._start_wall, 3),
             "last_success_unix": last_ok,
-            "by_operation": {op: self._op_summary(op, elapsed) for op in self._ops},
+            "by_operation": {op: stats.summary(elapsed) for op, stats in self._ops.items()},
             "timeline": self._timeline.as_dicts(),
+            "output": dict(self._output),
         }
         summary["verdict"] = tuning_verdict(summary).as_dict()
         return summary
@@ -384,30 +375,6 @@ class RunMetrics:
         room = self.workers * dt if self.workers else float("inf")
         self._token_wait_ticked += min(total - self._token_wait_ticked, room)
         return self._token_wait_ticked
-
-    def _op_summary(self, op: str, elapsed: float) -> dict[str, Any]:
-        s = self._ops[op]
-        return {
-            "requests": s.requests,
-            "ok": s.ok,
-            "failed": s.failed,
-            "skipped": s.skipped,
-            "deduplicated": s.deduplicated,
-            "retries": s.retries,
-            "throttled": s.throttled,
-            "attempts": s.attempts,
-            "throughput_per_s": per_second(s.ok + s.failed, elapsed),
-            "failed_by_code": dict(s.failed_by_code),
-            "retries_by_code": dict(s.retries_by_code),
-            "attempt_outcomes": dict(s.outcomes),
-            "input": dict(s.input),
-            "latency_ms": {**s.latency.summary_ms(), "busy_s": round(s.busy_s, 3)},
-            "token_wait_ms": s.token_wait.summary_ms(),
-            "end_to_end_ms": s.end_to_end.summary_ms(),
-            "rate": s.settled_rate(),
-            "rate_last": None if s.rate is None else round(s.rate, 3),
-            "rate_ceiling": s.ceiling,
-        }
 
     def _op(self, op: str) -> OpStats:
         stats = self._ops.get(op)

@@ -1,57 +1,15 @@
-"""What held the run back, and which knob to turn: a verdict from the run's evidence.
-
-The verdict reads the ``--metrics-out`` document itself (``tuning_verdict(summary)``),
-so it can be recomputed from any recorded run, and every number it prints is kept in
-``verdict.evidence`` with the digits shown: a user can find each one in the JSON.
-The checks run in this order; the first whose evidence holds names the limiter:
-
-    too short    under MIN_ELAPSED_S or MIN_REQUESTS: nothing has settled yet
-    quota        the service throttled (the only direct evidence of a quota)
-    rate         no throttle, but workers waited for rate tokens: --rate auto still
-                 ramping towards a quota it has not met (say so: not the quota), or
-                 a fixed --rate holding the run
-    concurrency  in flight sat at --concurrency (Little's law with measured latency);
-                 judged only when the client had CPU to spare, because a saturated
-                 event loop inflates measured latency and fills the cap by itself
-    image_preparation   workers busy reading or transcoding images
-    manifest_source     the manifest reader waited for the source, workers idle
-    client_cpu   measured process CPU near one core (one Python process, one core)
-    none         nothing saturated: the items ran out
-
-Worker counts are what exists (``concurrency.workers``, ``concurrency.max``), never
-the in-flight cap of the moment, and are clamped to it. A suggestion is always a real
-``batchrek run`` flag with its value (``args``) or a config setting (``setting``);
-where no setting helps, the suggestion says so instead.
-"""
+"""The checks, in order; the first whose evidence holds names the limiter (see the
+package docstring for the order and why)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
-from batchrek.observe.numbers import fmt, fmt_count, round3
+from batchrek.observe.verdict.facts import Evidence, Facts, Limiter, Verdict, api_name
 
-__all__ = [
-    "MIN_ELAPSED_S",
-    "MIN_REQUESTS",
-    "Limiter",
-    "Verdict",
-    "tuning_verdict",
-    "verdict_lines",
-]
-
-Limiter = Literal[
-    "too_short",
-    "quota",
-    "rate",
-    "concurrency",
-    "image_preparation",
-    "manifest_source",
-    "client_cpu",
-    "none",
-]
+__all__ = ["MIN_ELAPSED_S", "MIN_REQUESTS", "tuning_verdict"]
 
 MIN_ELAPSED_S = 10.0  # the rate controller and the latency estimate need this long
 MIN_REQUESTS = 50
@@ -70,135 +28,10 @@ HEADROOM = 1.25  # extra concurrency to absorb latency jitter
 GROWTH_PER_S = 0.2  # --rate auto's startup growth (call.adaptive)
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    limiter: Limiter
-    explanation: str
-    suggestion: str = ""
-    args: tuple[str, ...] = ()  # flags with values, as typed after `batchrek run`
-    setting: str = ""  # a TOML setting, where a flag cannot say it
-    evidence: Mapping[str, float] = field(default_factory=dict)
-
-    @property
-    def flag(self) -> str:
-        return " ".join(self.args)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "limiter": self.limiter,
-            "explanation": self.explanation,
-            "suggestion": self.suggestion,
-            "flag": self.flag,
-            "args": list(self.args),
-            "setting": self.setting,
-            "evidence": dict(self.evidence),
-        }
-
-
-class _Ev:
-    """Numbers as printed, kept under a name: ``verdict.evidence`` of the JSON."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, float] = {}
-
-    def num(self, key: str, value: float) -> str:
-        self.values[key] = round3(value)
-        return fmt(value)
-
-    def count(self, key: str, value: float) -> str:
-        self.values[key] = round(value)
-        return fmt_count(value)
-
-    def pct(self, key: str, share: float) -> str:
-        return f"{self.num(key, share * 100)} %"
-
-
-@dataclass(frozen=True, slots=True)
-class _Run:
-    """The summary's numbers the checks need (older documents: sane defaults)."""
-
-    s: Mapping[str, Any]
-    elapsed: float
-    requests: int
-    throttled: int
-    workers: int | None
-    max_conc: int | None
-    in_flight: float
-    at_max: float
-    latency_s: float
-    token_workers: float
-    cpu_cores: float
-    ops: tuple[str, ...]
-    rate_setting: str
-    shards: int
-
-    @classmethod
-    def read(cls, s: Mapping[str, Any]) -> _Run:
-        elapsed = float(s.get("elapsed_s") or 0.0)
-        requests = int(s.get("requests") or 0)
-        conc: Mapping[str, Any] = s.get("concurrency") or {}
-        if not isinstance(conc, Mapping):  # an older document: the cap as a number
-            conc = {}
-        run = s.get("run") or {}
-        workers = conc.get("workers")
-        busy = float(s.get("service_busy_s") or 0.0)
-        waited = float((s.get("token_wait_ms") or {}).get("seconds") or 0.0)
-        token_workers = waited / elapsed if elapsed > 0 else 0.0
-        split = bool(run.get("shard_rate_split", True))
-        return cls(
-            s=s,
-            elapsed=elapsed,
-            requests=requests,
-            throttled=int(s.get("throttled") or 0),
-            workers=workers,
-            max_conc=conc.get("max"),
-            in_flight=float(conc.get("in_flight_mean") or 0.0),
-            at_max=float(conc.get("at_max_share") or 0.0),
-            latency_s=busy / requests if requests else 0.0,
-            token_workers=min(token_workers, workers) if workers else token_workers,
-            cpu_cores=float(s.get("cpu_s") or 0.0) / elapsed if elapsed > 0 else 0.0,
-            ops=tuple(s.get("by_operation") or run.get("operations") or ()),
-            rate_setting=str(run.get("rate", "auto")),
-            shards=int(run.get("shard_count") or 1) if split else 1,
-        )
-
-    def op(self, name: str) -> Mapping[str, Any]:
-        ops: Mapping[str, Any] = self.s.get("by_operation") or {}
-        return ops.get(name) or {}
-
-    def fixed_rate(self, name: str) -> float | None:
-        rates = (self.s.get("run") or {}).get("rates") or {}
-        if name in rates:
-            return float(rates[name])
-        return None if self.rate_setting == "auto" else float(self.rate_setting)
-
-    def rates(self, name: str) -> list[float]:
-        rows: Sequence[Mapping[str, Any]] = self.s.get("timeline") or []
-        return [r["rate"][name] for r in rows if (r.get("rate") or {}).get(name) is not None]
-
-
-def verdict_lines(verdict: Mapping[str, Any]) -> list[str]:
-    """The verdict in the end-of-run summary: what limited the run, and what to try."""
-    if not verdict:
-        return []
-    lines = [f"  limited by: {verdict.get('limiter')}: {verdict.get('explanation')}"]
-    flag, setting = verdict.get("flag") or "", verdict.get("setting") or ""
-    advice = verdict.get("suggestion") or ""
-    if flag:
-        lines.append(f"  try: {flag}" + (f" ({advice})" if advice else ""))
-    elif setting:
-        lines.append("  try, in the --config file: " + setting.replace("\n", "; "))
-        if advice:
-            lines.append(f"       ({advice})")
-    elif advice:
-        lines.append(f"  try: {advice}")
-    return lines
-
-
 def tuning_verdict(summary: Mapping[str, Any]) -> Verdict:
     """Name the one thing that limited throughput, with the arithmetic behind it."""
-    x = _Run.read(summary)
-    ev = _Ev()
+    x = Facts.read(summary)
+    ev = Evidence()
     for check in (_too_short, _quota, _rate, _concurrency, _preparation, _source, _cpu):
         verdict = check(x, ev)
         if verdict is not None:
@@ -206,7 +39,7 @@ def tuning_verdict(summary: Mapping[str, Any]) -> Verdict:
     return _none(x, ev)
 
 
-def _too_short(x: _Run, ev: _Ev) -> Verdict | None:
+def _too_short(x: Facts, ev: Evidence) -> Verdict | None:
     if x.elapsed >= MIN_ELAPSED_S and x.requests >= MIN_REQUESTS:
         return None
     text = (
@@ -219,7 +52,7 @@ def _too_short(x: _Run, ev: _Ev) -> Verdict | None:
     return Verdict("too_short", text, advice, evidence=ev.values)
 
 
-def _quota(x: _Run, ev: _Ev) -> Verdict | None:
+def _quota(x: Facts, ev: Evidence) -> Verdict | None:
     if x.throttled < QUOTA_THROTTLES or x.throttled < QUOTA_SHARE * x.requests:
         return None
     text = (
@@ -240,7 +73,7 @@ def _quota(x: _Run, ev: _Ev) -> Verdict | None:
             held = (int(o.get("requests") or 0) - int(o["throttled"])) / x.elapsed
             what = "had accepted"
         text += (
-            f" {_api(op)} {what} {ev.num(f'{op}.rate', held)} req/s"
+            f" {api_name(op)} {what} {ev.num(f'{op}.rate', held)} req/s"
             + (f" (this shard's 1/{x.shards} share)" if x.shards > 1 else "")
             + "."
         )
@@ -249,7 +82,7 @@ def _quota(x: _Run, ev: _Ev) -> Verdict | None:
     if auto:
         advice = (
             "--rate auto found and held the quota. To go faster, ask AWS for a higher "
-            f"{' / '.join(_api(op) for op in rates)} quota (Service Quotas); meanwhile "
+            f"{' / '.join(api_name(op) for op in rates)} quota (Service Quotas); meanwhile "
             "the rate found can skip the search next time"
         )
     else:
@@ -260,7 +93,7 @@ def _quota(x: _Run, ev: _Ev) -> Verdict | None:
     return _rate_suggestion("quota", text, advice, rates, ev)
 
 
-def _rate(x: _Run, ev: _Ev) -> Verdict | None:
+def _rate(x: Facts, ev: Evidence) -> Verdict | None:
     if not x.workers or x.token_workers < TOKEN_WAIT_SHARE * x.workers:
         return None
     waiting = (
@@ -272,7 +105,7 @@ def _rate(x: _Run, ev: _Ev) -> Verdict | None:
         op, rate = next(iter(fixed.items()))
         more = max(rate + 1, math.floor(2 * rate))
         text = (
-            f"The rate you set held the run: {_api(op)} at {ev.num('rate_set', rate)} req/s; "
+            f"The rate you set held the run: {api_name(op)} at {ev.num('rate_set', rate)} req/s; "
             f"{waiting}, and the service throttled nothing."
         )
         return Verdict(
@@ -291,7 +124,7 @@ def _rate(x: _Run, ev: _Ev) -> Verdict | None:
         first, last = seen[0], seen[-1]
         growing = len(seen) > 3 and last >= STILL_GROWING * seen[-4]
         text += (
-            f"--rate auto was {'still ramping' if growing else 'searching'} for the {_api(op)} "
+            f"--rate auto was {'still ramping' if growing else 'searching'} for the {api_name(op)} "
             f"quota: from {ev.num(f'{op}.rate_first', first)} to "
             f"{ev.num(f'{op}.rate_last', last)} req/s. "
         )
@@ -317,7 +150,7 @@ def _rate(x: _Run, ev: _Ev) -> Verdict | None:
     return _rate_suggestion("rate", text, advice, reached, ev)
 
 
-def _concurrency(x: _Run, ev: _Ev) -> Verdict | None:
+def _concurrency(x: Facts, ev: Evidence) -> Verdict | None:
     if not x.max_conc or x.cpu_cores >= CPU_CORES:
         return None
     if x.at_max < AT_MAX_SHARE and x.in_flight < IN_FLIGHT_SHARE * x.max_conc:
@@ -354,7 +187,7 @@ def _concurrency(x: _Run, ev: _Ev) -> Verdict | None:
     )
 
 
-def _preparation(x: _Run, ev: _Ev) -> Verdict | None:
+def _preparation(x: Facts, ev: Evidence) -> Verdict | None:
     prepare_s = float((x.s.get("prepare_ms") or {}).get("seconds") or 0.0)
     if not x.workers or x.elapsed <= 0:
         return None
@@ -392,7 +225,7 @@ def _preparation(x: _Run, ev: _Ev) -> Verdict | None:
     )
 
 
-def _source(x: _Run, ev: _Ev) -> Verdict | None:
+def _source(x: Facts, ev: Evidence) -> Verdict | None:
     waited = float((x.s.get("read_wait_ms") or {}).get("seconds") or 0.0)
     if x.elapsed <= 0 or waited < READ_WAIT_SHARE * x.elapsed:
         return None
@@ -416,7 +249,7 @@ def _source(x: _Run, ev: _Ev) -> Verdict | None:
     )
 
 
-def _cpu(x: _Run, ev: _Ev) -> Verdict | None:
+def _cpu(x: Facts, ev: Evidence) -> Verdict | None:
     if x.cpu_cores < CPU_CORES:
         return None
     shards = x.shards * 2
@@ -436,7 +269,7 @@ def _cpu(x: _Run, ev: _Ev) -> Verdict | None:
     )
 
 
-def _none(x: _Run, ev: _Ev) -> Verdict:
+def _none(x: Facts, ev: Evidence) -> Verdict:
     text = (
         f"Nothing limited the run: {ev.num('in_flight_mean', x.in_flight)} in flight on "
         "average"
@@ -449,7 +282,7 @@ def _none(x: _Run, ev: _Ev) -> Verdict:
 
 
 def _rate_suggestion(
-    limiter: Limiter, text: str, advice: str, rates: Mapping[str, int], ev: _Ev
+    limiter: Limiter, text: str, advice: str, rates: Mapping[str, int], ev: Evidence
 ) -> Verdict:
     """``--rate N`` when one rate fits every operation, else a ``[rates]`` table."""
     for op, value in rates.items():
@@ -459,7 +292,3 @@ def _rate_suggestion(
         return Verdict(limiter, text, advice, ("--rate", str(value)), evidence=ev.values)
     table = "[rates]\n" + "\n".join(f"{op} = {value}" for op, value in rates.items())
     return Verdict(limiter, text, advice, setting=table, evidence=ev.values)
-
-
-def _api(op: str) -> str:
-    return "".join(part.title() for part in op.split("_"))
