@@ -22,6 +22,7 @@ from typing import Any
 from batchrek.clock import Clock
 from batchrek.models import Result
 from batchrek.observe.histogram import Histogram
+from batchrek.observe.metrics.cpu import CpuUsage, LoopCpu
 from batchrek.observe.metrics.operation import OpStats, bump
 from batchrek.observe.metrics.source import SourceStats
 from batchrek.observe.metrics.timeline import MAX_TIMELINE_POINTS, Timeline, per_second
@@ -40,7 +41,8 @@ class RunMetrics:
     start, to turn clock readings into Unix timestamps for display and export
     (``started_unix``, ``last_success_unix`` for Prometheus); ``cpu`` is process CPU
     time, sampled once per tick for the timeline and the client-CPU verdict (measured,
-    never inferred). Tests pass fakes for both.
+    never inferred); ``loop`` is the event loop thread's (run, wait-for-a-core)
+    seconds (``LoopCpu``). Tests pass fakes.
     """
 
     def __init__(
@@ -52,15 +54,14 @@ class RunMetrics:
         # display, and process CPU time.
         wall: Callable[[], float] = time.time,
         cpu: Callable[[], float] = time.process_time,
+        loop: Callable[[], tuple[float, float]] | None = None,
         max_points: int = MAX_TIMELINE_POINTS,
     ) -> None:
         self.clock = clock
         self.operations = tuple(operations)
-        self._wall = wall
-        self._cpu = cpu
         self._start = clock.monotonic()
         self._start_wall = wall()
-        self._start_cpu = cpu()
+        self._cpu = CpuUsage(cpu, loop or LoopCpu())
         self._end: float | None = None
         self._ops = {op: OpStats() for op in self.operations}
         self._timeline = Timeline(self.operations, max_points=max_points)
@@ -222,7 +223,8 @@ class RunMetrics:
             throttled=self._sum("throttled"),
             in_flight=in_flight,
             rates=rates,
-            cpu_s=self._cpu_used(),
+            cpu_s=self._cpu.process_s(),
+            loop_s=sum(self._cpu.loop_s()),
             token_wait_s=self._token_wait_in_ticks(t),
             limit=self.concurrency_limit,
         )
@@ -344,7 +346,7 @@ class RunMetrics:
                 "at_limit_share": self._share(self._at_cap_ticks),
             },
             "service_busy_s": round(busy_s, 3),
-            "cpu_s": round(self._cpu_used(), 3),
+            **self._cpu.summary(),
             "started_unix": round(self._start_wall, 3),
             "last_success_unix": last_ok,
             "by_operation": {op: stats.summary(elapsed) for op, stats in self._ops.items()},
@@ -361,9 +363,6 @@ class RunMetrics:
             "started": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "duration_s": round(elapsed, 3),
         }
-
-    def _cpu_used(self) -> float:
-        return max(0.0, self._cpu() - self._start_cpu)
 
     def _token_wait_in_ticks(self, t: float) -> float:
         """Token waiting for the timeline. A wait is recorded when it ends, so a tick

@@ -36,6 +36,7 @@ class TimelinePoint:
     # Cumulative seconds (counters): process CPU, and time workers spent waiting for
     # a rate token; per second they are cores used and workers waiting.
     cpu_s: float = 0.0
+    loop_s: float = 0.0  # the event loop thread: running or waiting for a core
     token_wait_s: float = 0.0
     limit: float | None = None  # the in-flight cap (a gauge)
 
@@ -63,6 +64,7 @@ def _merge_points(a: TimelinePoint, b: TimelinePoint) -> TimelinePoint:
         p50_s=mean(a.p50_s, b.p50_s),
         p99_s=p99,  # the worse second of the two: a p99 must not be averaged away
         cpu_s=b.cpu_s,
+        loop_s=b.loop_s,
         token_wait_s=b.token_wait_s,
         limit=mean(a.limit, b.limit),
     )
@@ -110,6 +112,7 @@ class Timeline:
         in_flight: int,
         rates: Sequence[float | None],
         cpu_s: float = 0.0,
+        loop_s: float = 0.0,
         token_wait_s: float = 0.0,
         limit: int | None = None,
     ) -> None:
@@ -142,6 +145,7 @@ class Timeline:
                 p50_s=window.quantile(0.5) if window.count else None,
                 p99_s=window.quantile(0.99) if window.count else None,
                 cpu_s=cpu_s,
+                loop_s=loop_s,
                 token_wait_s=token_wait_s,
                 limit=self._limit_sum / self._limit_count if self._limit_count else None,
             )
@@ -166,12 +170,14 @@ class Timeline:
 
     def as_dicts(self) -> list[dict[str, Any]]:
         """JSON rows; ``*_per_s`` are rates over each point's own interval, as are
-        ``cpu_cores`` (process CPU seconds per second) and ``token_wait_workers``
+        ``cpu_cores`` (process CPU seconds per second), ``loop_busy`` (the share of
+        the interval the event loop thread ran or waited for a core) and
+        ``token_wait_workers``
         (seconds spent waiting for a rate token per second: the mean number of
         workers waiting)."""
         rows: list[dict[str, Any]] = []
         prev_t, prev_ok, prev_done, prev_req, prev_thr = 0.0, 0, 0, 0, 0
-        prev_cpu = prev_wait = 0.0
+        prev_cpu = prev_wait = prev_loop = 0.0
         for p in self._points:
             dt = p.t - prev_t
             rows.append(
@@ -194,11 +200,12 @@ class Timeline:
                     "requests_per_s": per_second(p.requests - prev_req, dt),
                     "throttled_per_s": per_second(p.throttled - prev_thr, dt),
                     "cpu_cores": _ratio(p.cpu_s - prev_cpu, dt),
+                    "loop_busy": min(1.0, _ratio(p.loop_s - prev_loop, dt)),
                     "token_wait_workers": _ratio(p.token_wait_s - prev_wait, dt),
                     "concurrency_limit": None if p.limit is None else round(p.limit, 3),
                 }
             )
-            prev_cpu, prev_wait = p.cpu_s, p.token_wait_s
+            prev_cpu, prev_wait, prev_loop = p.cpu_s, p.token_wait_s, p.loop_s
             prev_t, prev_ok, prev_done, prev_req, prev_thr = (
                 p.t,
                 p.ok,

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from batchrek.observe.numbers import round3
 from batchrek.observe.verdict.facts import Evidence, Facts, Limiter, Verdict, api_name
 
 __all__ = ["MIN_ELAPSED_S", "MIN_REQUESTS", "tuning_verdict"]
@@ -23,8 +24,9 @@ PREPARE_SHARE = 0.5  # of the workers, busy preparing images
 TRANSCODE_SHARE = 0.5  # of preparation time spent transcoding
 READ_WAIT_SHARE = 0.5  # of the run, the manifest reader waiting for the source
 IDLE_SHARE = 0.5  # in flight below this share of --concurrency: workers were idle
-CPU_CORES = 0.9  # process CPU seconds per second: one Python process is ~1 core
+CONTENDED_SHARE = 0.2  # of the run the loop thread waited for a core: shared CPU
 HEADROOM = 1.25  # extra concurrency to absorb latency jitter
+STEP_UP = 4  # the most a concurrency suggestion multiplies today's rate by
 GROWTH_PER_S = 0.2  # --rate auto's startup growth (call.adaptive)
 
 
@@ -66,9 +68,13 @@ def _quota(x: Facts, ev: Evidence) -> Verdict | None:
         o = x.op(op)
         if not o.get("throttled"):
             continue
-        settled = o.get("rate")
-        if x.fixed_rate(op) is None and settled is not None:
-            held, what = float(settled), "was held at"
+        recent = x.recent_rate(op)
+        if x.fixed_rate(op) is None and recent is not None:
+            # What --rate auto held over the run's second half (after its search), no
+            # more than the service accepted when it last throttled.
+            ceiling = o.get("rate_ceiling")
+            held = min(recent, float(ceiling)) if ceiling else recent
+            what = "was held at"
         else:  # a fixed rate: what the service accepted of it
             held = (int(o.get("requests") or 0) - int(o["throttled"])) / x.elapsed
             what = "had accepted"
@@ -77,7 +83,7 @@ def _quota(x: Facts, ev: Evidence) -> Verdict | None:
             + (f" (this shard's 1/{x.shards} share)" if x.shards > 1 else "")
             + "."
         )
-        rates[op] = max(1, math.floor(held * x.shards))
+        rates[op] = max(1, math.floor(round3(held) * x.shards))  # as printed, down
     auto = all(x.fixed_rate(op) is None for op in rates)
     if auto:
         advice = (
@@ -128,7 +134,7 @@ def _rate(x: Facts, ev: Evidence) -> Verdict | None:
             f"quota: from {ev.num(f'{op}.rate_first', first)} to "
             f"{ev.num(f'{op}.rate_last', last)} req/s. "
         )
-        reached[op] = max(1, math.floor(last * x.shards))
+        reached[op] = max(1, math.floor(round3(last) * x.shards))  # as printed, down
         if growing and x.max_conc and x.latency_s > 0:
             carried = x.max_conc / x.latency_s
             if carried > last:
@@ -151,7 +157,7 @@ def _rate(x: Facts, ev: Evidence) -> Verdict | None:
 
 
 def _concurrency(x: Facts, ev: Evidence) -> Verdict | None:
-    if not x.max_conc or x.cpu_cores >= CPU_CORES:
+    if not x.max_conc or x.cpu_saturated:
         return None
     if x.at_max < AT_MAX_SHARE and x.in_flight < IN_FLIGHT_SHARE * x.max_conc:
         return None
@@ -166,8 +172,15 @@ def _concurrency(x: Facts, ev: Evidence) -> Verdict | None:
     )
     limits = [x.fixed_rate(op) for op in x.ops]
     if limits and all(limit is not None for limit in limits):
-        target = sum(limit for limit in limits if limit is not None) / x.shards
-        text += f"The rate set allows {ev.num('target_rate', target)} req/s; "
+        allowed = sum(limit for limit in limits if limit is not None) / x.shards
+        # A step of at most STEP_UP, then look again: one process has its own limits.
+        target = min(allowed, STEP_UP * rate)
+        text += f"The rate set allows {ev.num('rate_allowed', allowed)} req/s; " + (
+            f"{ev.num('step_up', STEP_UP)} times today's rate, "
+            f"{ev.num('target_rate', target)} req/s, "
+            if target < allowed
+            else ""
+        )
     else:
         target = 2 * rate
         text += f"Twice the rate, {ev.num('target_rate', target)} req/s, "
@@ -189,7 +202,7 @@ def _concurrency(x: Facts, ev: Evidence) -> Verdict | None:
 
 def _preparation(x: Facts, ev: Evidence) -> Verdict | None:
     prepare_s = float((x.s.get("prepare_ms") or {}).get("seconds") or 0.0)
-    if not x.workers or x.elapsed <= 0:
+    if not x.workers or x.elapsed <= 0 or x.cpu_saturated:
         return None
     busy = min(prepare_s / x.elapsed, x.workers)
     if busy < PREPARE_SHARE * x.workers:
@@ -227,7 +240,7 @@ def _preparation(x: Facts, ev: Evidence) -> Verdict | None:
 
 def _source(x: Facts, ev: Evidence) -> Verdict | None:
     waited = float((x.s.get("read_wait_ms") or {}).get("seconds") or 0.0)
-    if x.elapsed <= 0 or waited < READ_WAIT_SHARE * x.elapsed:
+    if x.elapsed <= 0 or waited < READ_WAIT_SHARE * x.elapsed or x.cpu_saturated:
         return None
     if x.max_conc and x.in_flight >= IDLE_SHARE * x.max_conc:
         return None
@@ -250,20 +263,38 @@ def _source(x: Facts, ev: Evidence) -> Verdict | None:
 
 
 def _cpu(x: Facts, ev: Evidence) -> Verdict | None:
-    if x.cpu_cores < CPU_CORES:
+    if not x.cpu_saturated:
         return None
     shards = x.shards * 2
     cpu_s = float(x.s.get("cpu_s") or 0.0)
     text = (
-        f"The process used {ev.num('cpu_s', cpu_s)} CPU s in {ev.num('elapsed_s', x.elapsed)} "
-        f"s = {ev.num('cpu_cores', x.cpu_cores)} cores: one Python process runs on one "
-        "core, so its event loop is saturated and more concurrency will not help."
+        f"The client's CPU: the event loop thread ran "
+        f"{ev.pct('loop_run_percent', x.loop_run)} of the run and waited for a core "
+        f"{ev.pct('loop_wait_percent', x.loop_wait)} of it; the process used "
+        f"{ev.num('cpu_s', cpu_s)} CPU s in {ev.num('elapsed_s', x.elapsed)} s = "
+        f"{ev.num('cpu_cores', x.cpu_cores)} cores. One Python process runs on one core: "
+        "its event loop could not do more, so more concurrency will not help"
     )
+    if x.loop_wait >= CONTENDED_SHARE:
+        text += (
+            ", and the core it had was shared: the machine's other work or a container "
+            "CPU limit took the rest."
+        )
+        advice = (
+            "give batchrek a core of its own (a less loaded machine, or a Kubernetes CPU "
+            f"request of 1 or more), or split the run: --shard-index 0 .. {shards - 1} on "
+            "machines with free cores (shard_rate_split divides the rate among them)"
+        )
+    else:
+        text += "."
+        advice = (
+            f"run {shards} processes on cores that are free, each with its own shard "
+            f"(--shard-index 0 .. {shards - 1}); shard_rate_split divides the rate among them"
+        )
     return Verdict(
         "client_cpu",
         text,
-        f"run {shards} processes on cores that are free, each with its own shard "
-        f"(--shard-index 0 .. {shards - 1}); shard_rate_split divides the rate among them",
+        advice,
         ("--shard-count", str(shards), "--shard-index", "0"),
         evidence=ev.values,
     )

@@ -10,7 +10,9 @@ from typing import Any, Literal
 
 from batchrek.observe.numbers import fmt, fmt_count, round3
 
-__all__ = ["Evidence", "Facts", "Limiter", "Verdict", "api_name", "verdict_lines"]
+__all__ = ["CPU_BUSY", "Evidence", "Facts", "Limiter", "Verdict", "api_name", "verdict_lines"]
+
+CPU_BUSY = 0.9  # cores, or share of the run the loop thread ran or waited for a core
 
 Limiter = Literal[
     "too_short",
@@ -82,6 +84,8 @@ class Facts:
     latency_s: float
     token_workers: float
     cpu_cores: float
+    loop_run: float  # the event loop thread's share of the run on a core ...
+    loop_wait: float  # ... and waiting for one
     ops: tuple[str, ...]
     rate_setting: str
     shards: int
@@ -94,6 +98,7 @@ class Facts:
         if not isinstance(conc, Mapping):  # an older document: the cap as a number
             conc = {}
         run = s.get("run") or {}
+        loop: Mapping[str, Any] = s.get("loop") or {}
         workers = conc.get("workers")
         busy = float(s.get("service_busy_s") or 0.0)
         waited = float((s.get("token_wait_ms") or {}).get("seconds") or 0.0)
@@ -111,10 +116,18 @@ class Facts:
             latency_s=busy / requests if requests else 0.0,
             token_workers=min(token_workers, workers) if workers else token_workers,
             cpu_cores=float(s.get("cpu_s") or 0.0) / elapsed if elapsed > 0 else 0.0,
+            loop_run=float(loop.get("run_s") or 0.0) / elapsed if elapsed > 0 else 0.0,
+            loop_wait=float(loop.get("wait_s") or 0.0) / elapsed if elapsed > 0 else 0.0,
             ops=tuple(s.get("by_operation") or run.get("operations") or ()),
             rate_setting=str(run.get("rate", "auto")),
             shards=int(run.get("shard_count") or 1) if split else 1,
         )
+
+    @property
+    def cpu_saturated(self) -> bool:
+        """The client could not have done more: its process used about a core, or
+        its event loop thread ran or waited for a core nearly all the time."""
+        return max(self.cpu_cores, self.loop_run + self.loop_wait) >= CPU_BUSY
 
     def op(self, name: str) -> Mapping[str, Any]:
         ops: Mapping[str, Any] = self.s.get("by_operation") or {}
@@ -125,6 +138,15 @@ class Facts:
         if name in rates:
             return float(rates[name])
         return None if self.rate_setting == "auto" else float(self.rate_setting)
+
+    def recent_rate(self, name: str) -> float | None:
+        """The median of an operation's rate over the run's second half: what it held
+        once the search was over (None: no rate recorded)."""
+        seen = self.rates(name)
+        if not seen:
+            return None
+        half = sorted(seen[len(seen) // 2 :])
+        return half[len(half) // 2]
 
     def rates(self, name: str) -> list[float]:
         rows: Sequence[Mapping[str, Any]] = self.s.get("timeline") or []
