@@ -295,7 +295,8 @@ def _check_types(s: Settings) -> None:
         if value is None:
             continue
         coerced = _coerce(name, value, "Settings")
-        if coerced != value or isinstance(coerced, bool) != isinstance(value, bool):
+        same = coerced == value or (coerced != coerced and value != value)  # NaN: ranges
+        if not same or isinstance(coerced, bool) != isinstance(value, bool):
             raise ConfigError(f"Settings: {name} must be {_HINTS[name]}, not {value!r}")
 
 

@@ -65,14 +65,14 @@ class EmulatorSettings:
         unknown = sorted(set(changes) - _FIELDS)
         if unknown:
             raise SettingsError(
-                f"unknown setting(s) {unknown}; the settings that can change are "
+                f"unknown setting(s): {', '.join(unknown)}; the settings that can change are "
                 f"{', '.join(sorted(LIVE_FIELDS))}"
             )
         fixed = sorted(set(changes) - LIVE_FIELDS)
         if fixed:
             raise SettingsError(
-                f"cannot change {fixed} at run time (fixed at start-up); the settings that "
-                f"can change are {', '.join(sorted(LIVE_FIELDS))}"
+                f"cannot change {', '.join(fixed)} at run time (fixed at start-up); the "
+                f"settings that can change are {', '.join(sorted(LIVE_FIELDS))}"
             )
         values = dict(changes)
         if "quota_overrides" in values:
