@@ -70,10 +70,15 @@ class CsvParser(LineParser):
     def parse_line(self, line: str, number: int) -> Item | None:
         if not line or line.isspace():
             return None
-        fields = split_csv_line(line)
         layout = self._layout
+        if layout is None and line.lstrip().startswith("{"):
+            raise ManifestUnreadable(
+                "the first line is JSON, not CSV: for a JSON Lines manifest use --format "
+                "jsonl (or no --format: it is detected)"
+            )
+        fields = split_csv_line(line)
         if layout is None:
-            layout = self._layout = _layout_from(fields, line)
+            layout = self._layout = _layout_from(fields)
             if layout is not _HEADERLESS:
                 return None
         if layout.width is None:
@@ -106,12 +111,7 @@ class CsvParser(LineParser):
         return f"CsvParser(base_dir={self._base_dir!r}, layout={self._layout!r})"
 
 
-def _layout_from(first_row: list[str], line: str) -> _Layout:
-    if line.lstrip().startswith("{"):
-        raise ManifestUnreadable(
-            "the first line is JSON, not CSV: for a JSON Lines manifest use --format jsonl "
-            "(or no --format: it is detected)"
-        )
+def _layout_from(first_row: list[str]) -> _Layout:
     names = [cell.strip().lower() for cell in first_row]
     image = next((names.index(name) for name in _IMAGE_COLUMNS if name in names), -1)
     if image < 0 and not ("bucket" in names and "key" in names):
