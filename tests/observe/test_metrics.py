@@ -191,14 +191,24 @@ def test_last_success_is_stamped_in_wall_time() -> None:
     assert m.summary()["last_success_unix"] == 1007.0
 
 
-def test_settled_rate_is_the_mean_of_recent_ticks() -> None:
+def test_settled_rate_is_the_median_of_a_short_runs_second_half() -> None:
     clock = FakeClock()
     m = _metrics(clock)
-    for rate in (10.0, 20.0, 30.0):
+    for rate in (60.0, 48.0, 51.0, 40.0, 41.0, 38.0, 40.0, 39.0):  # a search, then held
         m.set_rate("detect_labels", rate)
         clock.advance(1.0)
         m.tick()
-    assert m.summary()["by_operation"]["detect_labels"]["rate"] == 20.0
+    assert m.summary()["by_operation"]["detect_labels"]["rate"] == 40.0
+
+
+def test_settled_rate_is_the_median_of_the_last_minute() -> None:
+    clock = FakeClock()
+    m = _metrics(clock)
+    for second in range(300):
+        m.set_rate("detect_labels", 10.0 if second < 240 else 20.0 + second % 3)
+        clock.advance(1.0)
+        m.tick()
+    assert m.summary()["by_operation"]["detect_labels"]["rate"] == 21.0
 
 
 def test_summary_carries_a_verdict() -> None:

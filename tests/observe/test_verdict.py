@@ -267,8 +267,7 @@ def test_a_shards_rate_is_multiplied_back_to_the_accounts() -> None:
         throttled=50,
         run={"operations": ["detect_labels"], "rate": "auto", "shard_count": 4},
     )
-    doc["by_operation"]["detect_labels"]["throttled"] = 50
-    doc["timeline"] = [{"t": float(t), "rate": {"detect_labels": 12.5}} for t in range(1, 101)]
+    doc["by_operation"]["detect_labels"].update(throttled=50, rate=12.5)
     assert tuning_verdict(doc).args == ("--rate", "50")
 
 

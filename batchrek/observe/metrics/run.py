@@ -212,6 +212,7 @@ class RunMetrics:
             rates.append(stats.rate)
             if stats.rate is not None:
                 stats.recent_rates.append(stats.rate)
+                stats.rate_ticks += 1
         done = self.done
         self._recent.append((t, done, self.images_done))
         self._timeline.add(

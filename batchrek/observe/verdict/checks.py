@@ -68,13 +68,19 @@ def _quota(x: Facts, ev: Evidence) -> Verdict | None:
         o = x.op(op)
         if not o.get("throttled"):
             continue
-        recent = x.recent_rate(op)
+        settled = o.get("rate")
+        recent = float(settled) if settled is not None else x.recent_rate(op)
         if x.fixed_rate(op) is None and recent is not None:
             # What --rate auto held over the run's second half (after its search), no
             # more than the service accepted when it last throttled.
             ceiling = o.get("rate_ceiling")
             held = min(recent, float(ceiling)) if ceiling else recent
-            what = "was held at"
+            what = (
+                f"accepted {ev.num(f'{op}.rate_ceiling', float(ceiling))} req/s when it last "
+                "throttled; --rate auto then held"
+                if ceiling
+                else "was held at"
+            )
         else:  # a fixed rate: what the service accepted of it
             held = (int(o.get("requests") or 0) - int(o["throttled"])) / x.elapsed
             what = "had accepted"

@@ -161,13 +161,11 @@ def verdict_lines(verdict: Mapping[str, Any]) -> list[str]:
     flag, setting = verdict.get("flag") or "", verdict.get("setting") or ""
     advice = verdict.get("suggestion") or ""
     if flag:
-        lines.append(f"  try: {flag}" + (f" ({advice})" if advice else ""))
+        lines.append(f"  try: {flag}")
     elif setting:
         lines.append("  try, in the --config file: " + setting.replace("\n", "; "))
-        if advice:
-            lines.append(f"       ({advice})")
-    elif advice:
-        lines.append(f"  try: {advice}")
+    if advice:
+        lines.append(f"  {'why: ' if flag or setting else 'try: '}{advice}")
     return lines
 
 
