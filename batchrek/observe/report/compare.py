@@ -32,7 +32,7 @@ class Comparison:
 def compare(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> Comparison:
     idents = [dict(identity_rows(s)) for s in summaries]
     settings = tuple(
-        (name, cells, len(set(cells)) > 1)
+        (name, cells, len(set(cells)) > 1 and name != "started")  # a start always differs
         for name in _SETTINGS
         for cells in [tuple(i.get(name, "?") for i in idents)]
     )
