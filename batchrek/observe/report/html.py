@@ -13,6 +13,7 @@ from batchrek.observe.report.model import (
     Chart,
     charts,
     compare_charts,
+    drawing_order,
     fmt_tick,
     fmt_time,
     headline_rows,
@@ -217,8 +218,7 @@ def _svg(chart: Chart, *, xmax: float | None = None) -> str:
         f'<path d="M{left},{top} V{top + h} H{left + w}" fill="none" stroke="#888"/>'
         f'<text x="{left + w}" y="{_SVG_H - 4}" text-anchor="end">time</text>'
     )
-    lx: float = left
-    for line in chart.lines:
+    for line in drawing_order(chart):
         dash = ' stroke-dasharray="6 4"' if line.dashed else ""
         for seg in segments(line.points):
             pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in seg)
@@ -226,11 +226,15 @@ def _svg(chart: Chart, *, xmax: float | None = None) -> str:
                 f'<polyline data-series="{_e(line.label)}" points="{pts}" fill="none" '
                 f'stroke="{line.color}" stroke-width="1.6" stroke-linejoin="round"{dash}/>'
             )
-        out.append(
-            f'<line x1="{lx}" x2="{lx + 14}" y1="27" y2="27" stroke="{line.color}" '
-            f'stroke-width="3"{dash}/><text x="{lx + 18}" y="31">{_e(line.label)}</text>'
-        )
-        lx += 26 + 6.2 * len(line.label)
+    lx: float = left
+    for line in chart.lines:
+        dash = ' stroke-dasharray="6 4"' if line.dashed else ""
+        if line.legend:
+            out.append(
+                f'<line x1="{lx}" x2="{lx + 14}" y1="27" y2="27" stroke="{line.color}" '
+                f'stroke-width="3"{dash}/><text x="{lx + 18}" y="31">{_e(line.label)}</text>'
+            )
+            lx += 26 + 6.2 * len(line.label)
     out.append("</svg>")
     return "\n".join(out)
 

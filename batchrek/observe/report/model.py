@@ -26,10 +26,12 @@ __all__ = [
     "Scale",
     "charts",
     "compare_charts",
+    "drawing_order",
     "fmt_tick",
     "fmt_time",
     "headline_rows",
     "identity_rows",
+    "in_legend",
     "run_label",
     "scale",
     "segments",
@@ -47,6 +49,7 @@ class Line:
     color: str
     points: Points  # None: no data in that interval
     dashed: bool = False  # a limit (rate limit, concurrency cap), not a measurement
+    legend: bool = True  # named in the chart's legend (a comparison's limits are not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +171,12 @@ def compare_charts(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str]
             rows = _rows(s)
             lines.append(Line(label, color, _series(rows, value)))
             if limit is not None:
-                lines.append(Line(f"{label} limit", color, _series(rows, limit), dashed=True))
+                lines.append(
+                    Line(f"{label} limit", color, _series(rows, limit), dashed=True, legend=False)
+                )
             if cap is not None:
-                lines.append(Line(f"{label} cap", color, _flat(rows, _num(cap(s))), dashed=True))
+                points = _flat(rows, _num(cap(s)))
+                lines.append(Line(f"{label} cap", color, points, dashed=True, legend=False))
         return _without_empty(Chart(title, unit, tuple(lines)))
 
     def top(s: Mapping[str, Any]) -> Any:
@@ -202,6 +208,15 @@ def _without_empty(chart: Chart) -> Chart:
         if not line.dashed or any(y is not None for _, y in line.points)
     )
     return Chart(chart.title, chart.unit, kept)
+
+
+def in_legend(chart: Chart) -> list[Line]:
+    return [line for line in chart.lines if line.legend]
+
+
+def drawing_order(chart: Chart) -> list[Line]:
+    """Limits first, measurements over them: a line that sits on its cap stays seen."""
+    return sorted(chart.lines, key=lambda line: not line.dashed)
 
 
 # -- scales ------------------------------------------------------------------------------

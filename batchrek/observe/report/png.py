@@ -17,10 +17,12 @@ from batchrek.observe.report.model import (
     Chart,
     charts,
     compare_charts,
+    drawing_order,
     fmt_tick,
     fmt_time,
     headline_rows,
     identity_rows,
+    in_legend,
     scale,
     segments,
 )
@@ -141,7 +143,7 @@ def _draw_chart(
     draw.line([(left, top), (left, bottom), (right, bottom)], fill="#888", width=1)
     draw.text((right, bottom + 22), "time", fill="#444", font=small, anchor="rt")
     lx = left
-    for line in chart.lines:
+    for line in drawing_order(chart):
         for seg in segments(line.points):
             pts = [(px(x), py(y)) for x, y in seg]
             if len(pts) == 1:
@@ -151,6 +153,7 @@ def _draw_chart(
                 _dashed(draw, pts, line.color)
             else:
                 draw.line(pts, fill=line.color, width=2, joint="curve")
+    for line in in_legend(chart):
         if line.dashed:
             _dashed(draw, [(lx, by + 34), (lx + 14, by + 34)], line.color)
         else:
