@@ -94,6 +94,8 @@ class _Run:
         self.metrics = metrics
         self.clock = clock
         self.controls = _rate_controls(settings, ops, services.region, clock)
+        for method, control in self.controls.items():  # shown from the start, not 1 s in
+            metrics.set_rate(method, control.rate, ceiling=control.ceiling)
         self.inflight_limit = ConcurrencyLimit(settings.concurrency)
         self.concurrency = ConcurrencyController(settings.concurrency, rate=self._total_rate)
         self.inflight_limit.limit = self.concurrency.limit

@@ -44,7 +44,7 @@ def report_format(out_path: str) -> str:
     if fmt is None:
         raise ConfigError(
             f"cannot write a report to {out_path!r}: name it .html or .png "
-            f"(not {ext or 'no extension'})"
+            + (f"(not {ext})" if ext else "(it has no extension)")
         )
     return fmt
 

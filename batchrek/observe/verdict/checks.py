@@ -44,6 +44,8 @@ def tuning_verdict(summary: Mapping[str, Any]) -> Verdict:
 def _too_short(x: Facts, ev: Evidence) -> Verdict | None:
     if x.elapsed >= MIN_ELAPSED_S and x.requests >= MIN_REQUESTS:
         return None
+    if x.requests == 0:
+        return Verdict("too_short", "Nothing was sent to the service: nothing to judge.")
     text = (
         f"Too short to judge: the run lasted {ev.num('elapsed_s', x.elapsed)} s and sent "
         f"{ev.count('requests', x.requests)} requests; a verdict needs at least "
