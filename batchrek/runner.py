@@ -23,6 +23,7 @@ import orjson
 
 from batchrek.config import Settings
 from batchrek.errors import BatchrekError
+from batchrek.redact import redact_url
 from batchrek.run import RunOutcome, run_batch
 
 __all__ = [
@@ -73,8 +74,8 @@ def export_metrics(settings: Settings, summary: dict[str, Any]) -> None:
             grouping = {"shard": str(settings.shard_index or 0)}
             try:
                 push(settings.pushgateway, summary, job=settings.job_name, grouping=grouping)
-            except OSError as exc:
-                log.error("could not push metrics to %s: %s", settings.pushgateway, exc)
+            except (OSError, ValueError) as exc:
+                log.error("could not push metrics to %s: %s", redact_url(settings.pushgateway), exc)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -92,6 +93,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"p99 {lat.get('p99', 0):.0f}, max {lat.get('max', 0):.0f}",
         "  input:      " + ", ".join(f"{k} {v}" for k, v in summary.get("input", {}).items()),
     ]
+    not_listed = summary.get("listing_skipped") or {}
+    if not_listed:
+        lines.append(
+            f"  not listed: {sum(not_listed.values())} files ("
+            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in not_listed.items())
+            + ")"
+        )
     failed_by = summary.get("failed_by_code") or {}
     if failed_by:
         lines.append(

@@ -36,19 +36,27 @@ async def dry_run(settings: Settings) -> Plan:
     plan = Plan()
     async with AsyncExitStack() as stack:
         services = await Services.open(settings, stack)
-        entries = read_manifest(settings.manifest, fmt=settings.manifest_format, s3=services.s3)
+        entries = read_manifest(
+            settings.manifest,
+            fmt=settings.manifest_format,
+            s3=services.s3,
+            options=settings.read_options(),
+        )
         async for entry in settings.selection().select(entries):
             if isinstance(entry, ManifestProblem):
                 plan.manifest_problems += 1
                 continue
             plan.items += 1
             prep = services.preparer.for_item(entry)
-            for op in ops:
-                try:
-                    route = await prep.plan(op.limits)
-                except Exception as exc:
-                    route = f"error ({classify(exc).code})"
-                plan.routes[(op.method, route)] += 1
+            try:
+                for op in ops:
+                    try:
+                        route = await prep.plan(op.limits)
+                    except Exception as exc:
+                        route = f"error ({classify(exc).code})"
+                    plan.routes[(op.method, route)] += 1
+            finally:
+                prep.release()  # its bytes and their share of the budget
     return plan
 
 

@@ -16,12 +16,11 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 import anyio
-import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from batchrek.call import (
@@ -40,7 +39,7 @@ from batchrek.models import Item, ManifestProblem, Result
 from batchrek.observe import RunMetrics, run_progress
 from batchrek.run import streams
 from batchrek.run.dedupe import Deduper
-from batchrek.run.records import MANIFEST_OPERATION, problem_result
+from batchrek.run.records import MANIFEST_OPERATION, problem_result, record_line
 from batchrek.run.services import Services
 from batchrek.run.work import ItemWorker, Work
 
@@ -143,8 +142,11 @@ class _Run:
 
     async def produce(self, send: MemoryObjectSendStream[Work | Result]) -> None:
         resume = self.svc.resume
+        options = replace(self.s.read_options(), on_skip=self.metrics.listing_skipped)
         entries = _timed(
-            read_manifest(self.s.manifest, fmt=self.s.manifest_format, s3=self.svc.s3),
+            read_manifest(
+                self.s.manifest, fmt=self.s.manifest_format, s3=self.svc.s3, options=options
+            ),
             self.metrics.observe_read_wait,
             self.clock,
         )
@@ -199,7 +201,7 @@ class _Run:
         sink = self.svc.sink
         async with recv:
             async for result in streams.items(recv):
-                await sink.write(orjson.dumps(result.to_record()) + b"\n")
+                await sink.write(record_line(result))
                 if recv.statistics().current_buffer_used == 0:
                     await sink.flush()
 

@@ -157,6 +157,7 @@ class ItemWorker:
             response=trim_response(response),
             meta=item.meta,
             transcode=inp.transcode_record(),
+            warnings=inp.warnings,
         )
 
     async def _with_retry(

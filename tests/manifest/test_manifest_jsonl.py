@@ -8,10 +8,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from batchrek.manifest import read_manifest
+from batchrek.manifest import ReadOptions, read_manifest
 from batchrek.models import Item, LocalPath, ManifestProblem, S3Ref
 
 pytestmark = pytest.mark.anyio
+
+# These tests read one malformed line alone; the "not a manifest" rules are tested
+# in test_manifest_guard.py.
+ONE_BAD_LINE_IS_FINE = ReadOptions(max_leading_bad_lines=0)
 
 GROUND_TRUTH = {
     "source-ref": "s3://gt-bucket/images/cat.jpg",
@@ -28,7 +32,7 @@ GROUND_TRUTH = {
 async def _read(tmp_path: Path, text: str, name: str = "m.jsonl") -> list[Item | ManifestProblem]:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
-    return [record async for record in read_manifest(str(path))]
+    return [record async for record in read_manifest(str(path), options=ONE_BAD_LINE_IS_FINE)]
 
 
 async def _one_problem(tmp_path: Path, line: str) -> ManifestProblem:

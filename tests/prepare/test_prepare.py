@@ -31,15 +31,20 @@ class FakeFetcher:
         self.data = data
         self.reads = 0
 
-    async def local(self, src: Any) -> bytes:
+    def lease(self) -> None:
+        return None
+
+    async def local(self, src: Any, lease: Any = None) -> bytes:
         self.reads += 1
         return self.data
 
-    async def s3(self, src: Any, *, region: str, known_size: int | None) -> bytes:
+    async def s3(
+        self, src: Any, *, region: str, known_size: int | None, lease: Any = None
+    ) -> bytes:
         self.reads += 1
         return self.data
 
-    async def http(self, src: Any) -> bytes:
+    async def http(self, src: Any, lease: Any = None) -> bytes:
         self.reads += 1
         return self.data
 
@@ -128,7 +133,7 @@ class SlowFetcher(FakeFetcher):
         super().__init__(data)
         self.clock, self.seconds = clock, seconds
 
-    async def local(self, src: Any) -> bytes:
+    async def local(self, src: Any, lease: Any = None) -> bytes:
         self.clock.advance(self.seconds)
         return await super().local(src)
 

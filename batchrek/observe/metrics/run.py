@@ -63,6 +63,7 @@ class RunMetrics:
         self._recent: deque[tuple[float, int]] = deque(maxlen=11)  # (t, done) per tick
         self.items = 0
         self.manifest_problems = 0
+        self.listing_skipped_by: dict[str, int] = {}
         self.shard_filtered_items = 0
         self.total_items: int | None = None
         self.concurrency_limit: int | None = None
@@ -83,6 +84,11 @@ class RunMetrics:
 
     def manifest_problem(self) -> None:
         self.manifest_problems += 1
+
+    def listing_skipped(self, reason: str, n: int = 1) -> None:
+        """Entries a folder, prefix or inventory listing left out, by reason (not an
+        image extension, hidden, a symlink out of the root, not a regular file ...)."""
+        self.listing_skipped_by[reason] = self.listing_skipped_by.get(reason, 0) + n
 
     def skipped(self, op: str, n: int = 1) -> None:
         """Pairs already done in an earlier run (resume)."""
@@ -286,6 +292,7 @@ class RunMetrics:
             "deduplicated": self._sum("deduplicated"),
             "shard_filtered": self.shard_filtered_items,
             "manifest_problems": self.manifest_problems,
+            "listing_skipped": dict(sorted(self.listing_skipped_by.items())),
             "retries": self._sum("retries"),
             "throttled": self._sum("throttled"),
             "attempts": self._sum("attempts"),
