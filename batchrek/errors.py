@@ -15,14 +15,22 @@ permanent for the image, or permanent for the run.
     S3 source reads     batchrek.prepare.fetch (GetObject: NoSuchKey, AccessDenied ...
                         -> ItemError) and batchrek.prepare.regions (HeadBucket: only
                         the region header is read, the error itself is not judged).
-    HTTP sources        batchrek.prepare.fetch (aiohttp errors, timeouts -> ItemError).
-    Local sources       batchrek.prepare.fetch (OSError -> SourceNotFound, ...).
-    Images              batchrek.prepare.imaging (Pillow's errors -> CorruptImage,
-                        UnsupportedFormat, DecompressionBomb ...).
+    HTTP sources        batchrek.prepare.httpget (aiohttp errors, timeouts, statuses,
+                        refused addresses and redirects -> ItemError).
+    Local sources       batchrek.prepare.localread (OSError, a NUL in the path ->
+                        SourceNotFound, SpecialFile, SymlinkLoop, InvalidPath ...).
+    Images              batchrek.prepare.imaging._inspect.pillow_errors (any error of
+                        Pillow on untrusted bytes -> CorruptImage, UnsupportedFormat,
+                        DecompressionBomb), used by the header read and the transcode.
     Manifest streams    batchrek.manifest._streams (botocore, aiohttp, OSError, zlib
                         -> StreamBroken / ManifestUnreadable); a folder manifest's
                         walk in batchrek.manifest._localdir (OSError).
     Output writes       batchrek.output (OSError of the file sink; S3 part uploads).
+    Output records      batchrek.run.records.record_line (a record orjson refuses is
+                        written with valid text, then without its meta: never a crash).
+
+Every ``ErrorInfo`` message passes ``batchrek.redact.scrub`` (no URL credentials, no
+memory addresses), and so does every log line (``observe.logs.ScrubFilter``).
 """
 
 from __future__ import annotations

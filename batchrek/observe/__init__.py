@@ -21,7 +21,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from batchrek.observe.histogram import Histogram
-from batchrek.observe.logs import JsonFormatter, setup_logging
+from batchrek.observe.logs import JsonFormatter, ScrubFilter, setup_logging
 from batchrek.observe.metrics import RunMetrics, Timeline, TimelinePoint
 from batchrek.observe.progress import format_duration, format_line, run_progress
 from batchrek.observe.verdict import Verdict, VerdictInputs, tuning_verdict
@@ -34,6 +34,7 @@ __all__ = [
     "Histogram",
     "JsonFormatter",
     "RunMetrics",
+    "ScrubFilter",
     "Timeline",
     "TimelinePoint",
     "Verdict",

@@ -274,6 +274,9 @@ async def run_batch(
                 raise error from None
             raise
         await services.sink.flush(durable=True)
+        budget = services.preparer.fetcher.budget
+        if budget is not None:
+            metrics.set_source_budget(total=budget.total, peak=budget.peak, waits=budget.waits)
     metrics.finish()
     summary = metrics.summary()
     failed = run.failed + (services.resume.failed if services.resume is not None else 0)

@@ -129,3 +129,16 @@ async def test_bad_line_does_not_stop_reading(tmp_path: Path) -> None:
 async def test_problem_id_names_the_line(tmp_path: Path) -> None:
     records = await _read(tmp_path, '{"image": "s3://b/1.jpg"}\nnot json\n')
     assert records[1].id == "manifest-line-2"
+
+
+async def test_metadata_too_deep_to_write_is_a_problem(tmp_path: Path) -> None:
+    deep = '{"a": ' * 300 + "1" + "}" * 300
+    line = '{"image": "s3://b/k.jpg", "meta": ' + deep + "}"
+    problem = await _one_problem(tmp_path, line)
+    assert "cannot be written" in problem.reason
+
+
+async def test_deep_but_writable_metadata_is_kept(tmp_path: Path) -> None:
+    deep = '{"a": ' * 200 + "1" + "}" * 200
+    [item] = await _read(tmp_path, '{"image": "s3://b/k.jpg", "meta": ' + deep + "}\n")
+    assert isinstance(item, Item)

@@ -181,3 +181,13 @@ def test_content_key_normalises_local_paths() -> None:
     assert content_key(Item("a", LocalPath("/d/./x.jpg"))) == content_key(
         Item("b", LocalPath("/d/x.jpg"))
     )
+
+
+@pytest.mark.anyio
+async def test_an_unreadable_exif_block_is_a_warning_on_the_input(pool: ImagePool) -> None:
+    from batchrek.testing import oddfiles
+
+    p = _preparer(pool, oddfiles.malformed_exif_jpeg("not-tiff"))
+    inp = await p.for_item(Item("i", LocalPath("/x.jpg"))).input_for(LABELS)
+    assert (inp.mode, inp.transcoded) == ("bytes", False)
+    assert [w.code for w in inp.warnings] == ["ExifUnreadable"]

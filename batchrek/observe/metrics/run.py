@@ -73,6 +73,7 @@ class RunMetrics:
         self._transcode_s = 0.0
         self._read_wait = Histogram()
         self._end_to_end = Histogram()
+        self.source_budget: dict[str, int] = {}
         self._last_ok: float | None = None
         self._ticks = 0
         self._at_cap_ticks = 0
@@ -166,6 +167,11 @@ class RunMetrics:
     def set_total(self, n: int | None) -> None:
         """The manifest's size in items, when known; the ETA needs it."""
         self.total_items = n
+
+    def set_source_budget(self, *, total: int, peak: int, waits: int) -> None:
+        """The byte budget over sources held at once: its size, the most ever held,
+        and how many sources had to wait for room."""
+        self.source_budget = {"bytes": total, "peak_bytes": peak, "waits": waits}
 
     def finish(self) -> None:
         """Freeze the elapsed time, so every later summary agrees."""
@@ -310,6 +316,7 @@ class RunMetrics:
                 "seconds": round(self._read_wait.sum, 3),
             },
             "concurrency_limit": self.concurrency_limit,
+            "source_budget": dict(self.source_budget),
             "at_concurrency_cap": self._share(self._at_cap_ticks),
             "cpu_s": round(cpu_s, 3),
             "started_unix": round(self._start_wall, 3),

@@ -305,21 +305,25 @@ def identify(data: bytes, accepted: frozenset[str]) -> str:
 
 
 def _pillow_format(data: bytes) -> str | None:
-    """Pillow's identification over the allow-list, signature-checked formats first."""
+    """Pillow's identification over the allow-list: the formats whose signature
+    matches, then those without one. A signature can be shared (a TGA may start as
+    a CUR does), so each candidate must also open; when none opens, the first
+    signature's format is the answer (and opening it reports the corruption)."""
     import io
 
     prefix = data[:16]
+    candidates = []
     for name in _WITH_SIGNATURE:
         accept = Image.OPEN[name][1]
         found = accept(prefix) if accept is not None else False
         if found and not isinstance(found, str):  # a str is Pillow's "no decoder" note
-            return name  # a corrupt file of a known format is judged when opened
-    for name in _WITHOUT_SIGNATURE:
+            candidates.append(name)
+    for name in (*candidates, *_WITHOUT_SIGNATURE):
         try:
             Image.open(io.BytesIO(data), formats=[name])
         except Image.DecompressionBombError:
             return name  # it is one, and open_image will refuse it as a bomb
-        except Exception:  # not this format: try the next
+        except Exception:  # not this format (or a broken one): try the next
             continue
         return name
-    return None
+    return candidates[0] if candidates else None

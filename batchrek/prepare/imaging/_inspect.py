@@ -23,6 +23,7 @@ Pure and synchronous. Pillow work must not run on the event loop: callers go thr
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ __all__ = [
 # A truncated file must fail loudly, never decode to a half-grey image. Set here, where
 # every user of Pillow in batchrek (transcode, worker processes) imports it first.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Hostile files make Pillow warn ("Corrupt EXIF data", "malformed MPO") once each: a
+# run over a bucket of them would fill the log. What matters reaches the record.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
 # Twice the largest image the service takes (10,000 x 10,000): above this the header

@@ -30,7 +30,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from PIL import Image
 
@@ -153,7 +153,7 @@ def _normalize(im: Image.Image) -> Image.Image:
     if mode.startswith("I;16"):  # Pillow's own convert clips at 255: scale instead
         return im.convert("I").point(lambda v: v * (1 / 257)).convert("L")
     if mode in ("I", "F"):  # 32-bit or float data (FITS, SPIDER): stretch its range
-        low, high = im.getextrema()
+        low, high = cast(tuple[float, float], im.getextrema())  # one band: (min, max)
         span = float(high) - float(low) or 1.0
         return im.convert("F").point(lambda v: (v - low) * (255 / span)).convert("L")
     if mode in ("La", "RGBa"):
