@@ -139,9 +139,7 @@ def test_a_rerun_redoes_nothing_and_does_not_crash(runs: Runs) -> None:
 # -- a manifest that is not one ------------------------------------------------------
 
 
-def test_a_garbage_manifest_stops_the_run_with_exit_2(
-    tmp_path: Path, emu: Any, s3: S3Bed
-) -> None:
+def test_a_garbage_manifest_stops_the_run_with_exit_2(tmp_path: Path, emu: Any, s3: S3Bed) -> None:
     manifest = tmp_path / "m.jsonl"
     manifest.write_bytes(b"".join(b"garbage line %d {{{\n" % i for i in range(5000)))
     out = tmp_path / "out.jsonl"

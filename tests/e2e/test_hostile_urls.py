@@ -92,9 +92,7 @@ def _manifest(folder: Path, web: Web) -> Path:
 
 
 def _codes(records: list[dict[str, Any]]) -> dict[str, str | None]:
-    return {
-        r["id"].split("/")[-1].split("?")[0]: (r["error"] or {}).get("code") for r in records
-    }
+    return {r["id"].split("/")[-1].split("?")[0]: (r["error"] or {}).get("code") for r in records}
 
 
 def test_loopback_is_refused_by_default(tmp_path: Path, emu: Any, s3: S3Bed, web: Web) -> None:
@@ -119,7 +117,9 @@ class Allowed:
 
 
 @pytest.fixture(scope="module")
-def allowed(emulator: Any, s3: S3Bed, web: Web, tmp_path_factory: pytest.TempPathFactory) -> Allowed:
+def allowed(
+    emulator: Any, s3: S3Bed, web: Web, tmp_path_factory: pytest.TempPathFactory
+) -> Allowed:
     folder = tmp_path_factory.mktemp("urls")
     out = folder / "out.jsonl"
     args = [
