@@ -43,6 +43,7 @@ __all__ = [
     "ConfigError",
     "ItemError",
     "ManifestUnreadable",
+    "forget_frames",
     "stopping_error",
 ]
 
@@ -95,3 +96,21 @@ def stopping_error(group: BaseExceptionGroup[BaseException]) -> BatchrekError | 
             continue
         return first if isinstance(first, BatchrekError) else None
     return None
+
+
+def forget_frames(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc`` and the errors chained to it, once it has been
+    turned into a record.
+
+    A traceback holds every frame it passed through, and those frames hold an item's
+    image bytes. An error that came back from a thread or a worker process is also
+    held by the future it was delivered through, which a frame in that traceback
+    holds: a reference cycle, so the bytes live until a full garbage collection, not
+    until the item is done (measured: 3 GB held against a 512 MiB byte budget).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__

@@ -14,6 +14,7 @@ item's ``Lease`` holds until the item is done. The pieces live in their own modu
 
 from __future__ import annotations
 
+import io
 from typing import Any, Final
 
 import aiohttp
@@ -96,7 +97,7 @@ class Fetcher:
                 await lease.reserve(size)
             elif lease is not None and known_size is not None and size > known_size:
                 await lease.reserve(size - known_size)  # the object changed since listed
-            parts: list[bytes] = []
+            data = io.BytesIO()  # grows in place; getvalue() hands it over uncopied
             total = 0
             while chunk := await body.read(_CHUNK):  # at most size + 1 bytes are held
                 total += len(chunk)
@@ -104,10 +105,10 @@ class Fetcher:
                     raise ItemError(
                         "SourceChanged", f"{src} sent more than its ContentLength", retryable=True
                     )
-                parts.append(chunk)
+                data.write(chunk)
         finally:
             body.close()
-        return b"".join(parts)
+        return data.getvalue()
 
     async def http(self, src: HttpUrl, lease: Lease | None = None) -> bytes:
         if self._http is None:

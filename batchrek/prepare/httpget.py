@@ -20,6 +20,7 @@ that long; the wait for room in the byte budget is not counted.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Final
 
@@ -179,7 +180,9 @@ async def _body(
     limit = cap if declared is None else declared
     if lease is not None:
         await lease.reserve(limit)
-    chunks: list[bytes] = []
+    # BytesIO grows in place and hands its buffer over without a copy: joining a list
+    # of chunks would hold the body twice, for a moment, per download.
+    body = io.BytesIO()
     total = 0
     with anyio.fail_after(rules.timeout_s):
         async for chunk in resp.content.iter_chunked(_CHUNK):
@@ -190,7 +193,7 @@ async def _body(
                 raise ItemError(
                     "DownloadFailed", f"{_shown(url)} sent more than its Content-Length"
                 )
-            chunks.append(chunk)
+            body.write(chunk)
     if lease is not None and declared is None:
         lease.shrink_to(total)
-    return b"".join(chunks)
+    return body.getvalue()

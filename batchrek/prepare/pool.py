@@ -172,6 +172,11 @@ class ImagePool:
                 return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
             finally:
                 future.cancel()  # no-op once it runs or ran
+                # An error raised here holds this frame in its traceback, and the future
+                # holds the error: a cycle that would keep the callers' frames, and the
+                # image bytes in them, alive until a full garbage collection (measured:
+                # gigabytes with many large sources). Drop the future to break it.
+                del future
         except BrokenProcessPool:
             if self._executor is pool:  # others may have replaced it already
                 self._shutdown()

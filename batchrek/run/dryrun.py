@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from batchrek.call import classify
 from batchrek.config import Settings
+from batchrek.errors import forget_frames
 from batchrek.manifest import read_manifest
 from batchrek.models import ManifestProblem
 from batchrek.run.services import Services
@@ -53,6 +54,7 @@ async def dry_run(settings: Settings) -> Plan:
                     try:
                         route = await prep.plan(op.limits)
                     except Exception as exc:
+                        forget_frames(exc)
                         route = f"error ({classify(exc).code})"
                     plan.routes[(op.method, route)] += 1
             finally:

@@ -34,6 +34,7 @@ from batchrek.call import (
     trim_response,
 )
 from batchrek.clock import Clock
+from batchrek.errors import forget_frames
 from batchrek.models import ErrorInfo, ImageInput, Item, Oversize, Result
 from batchrek.observe import RunMetrics
 from batchrek.prepare import ItemPrep, Preparer, content_key
@@ -125,6 +126,7 @@ class ItemWorker:
         try:
             inp = await prep.input_for(op.limits)
         except Exception as exc:
+            forget_frames(exc)  # they hold the image bytes (errors.forget_frames)
             return error_result(item, op, classify(exc), attempts=0)
         self._observe_prepare(inp)
         outcome = await self._with_retry(op, inp, item.id)
@@ -138,6 +140,7 @@ class ItemWorker:
             try:
                 inp = await prep.bytes_for(op.limits)
             except Exception as exc:
+                forget_frames(exc)
                 return error_result(item, op, classify(exc), attempts=attempts)
             self._observe_prepare(inp)
             outcome = await self._with_retry(op, inp, item.id)
