@@ -73,3 +73,20 @@ def test_log_lines_are_scrubbed() -> None:
         logger.removeHandler(handler)
     assert "pw@" not in stream.getvalue()
     assert "***@push:9091" in stream.getvalue()
+
+
+def test_forget_frames_drops_every_traceback_in_the_chain() -> None:
+    from batchrek.errors import ItemError, forget_frames
+
+    def fail() -> None:
+        try:
+            raise OSError("inner")
+        except OSError as inner:
+            raise ItemError("CorruptImage", "outer") from inner
+
+    try:
+        fail()
+    except ItemError as exc:
+        forget_frames(exc)
+        chain = [exc, exc.__cause__]
+    assert [e.__traceback__ for e in chain if e is not None] == [None, None]
