@@ -142,3 +142,10 @@ async def test_deep_but_writable_metadata_is_kept(tmp_path: Path) -> None:
     deep = '{"a": ' * 200 + "1" + "}" * 200
     [item] = await _read(tmp_path, '{"image": "s3://b/k.jpg", "meta": ' + deep + "}\n")
     assert isinstance(item, Item)
+
+
+async def test_an_s3_line_may_carry_the_objects_size_and_etag(tmp_path: Path) -> None:
+    line = '{"image": "s3://b/k.jpg", "size": 12, "etag": "\\"abc\\"", "x": 1}\n'
+    [item] = await _read(tmp_path, line)
+    assert isinstance(item, Item)
+    assert (item.size, item.etag, item.meta) == (12, "abc", {"x": 1})

@@ -116,6 +116,7 @@ def test_a_malformed_exif_block_never_fails_the_image(kind: str) -> None:
     )
 
 
+@pytest.mark.filterwarnings("ignore:Image appears to be a malformed MPO file")
 def test_a_malformed_mpf_segment_is_still_a_jpeg() -> None:
     data = oddfiles.jpeg_with_app_segment(b"\xff\xe2\x00\x10MPF\x00garbage!!")
     assert inspect(data).format == "JPEG"
