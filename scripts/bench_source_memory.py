@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson
 
-from scripts._benchlib import ROOT, EmulatorProcess, _child_env, fmt_table
+from scripts._benchlib import CHILD_ENV, ROOT, EmulatorProcess, fmt_table
 
 MIB = 1024 * 1024
 BLOCK = os.urandom(MIB)
@@ -88,7 +88,8 @@ def _run(
         "--metrics-out",
         str(metrics),
     ]
-    env = _child_env()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BATCHREK_"))}
+    env.update(CHILD_ENV)
     if budget is not None:
         env["BATCHREK_MAX_INFLIGHT_SOURCE_BYTES"] = str(budget)
     started = time.perf_counter()
