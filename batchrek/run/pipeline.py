@@ -32,7 +32,7 @@ from batchrek.call import (
 )
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
-from batchrek.errors import stopping_error
+from batchrek.errors import ManifestUnreadable, stopping_error
 from batchrek.ledger import known_identity
 from batchrek.limits import default_tps
 from batchrek.manifest import read_manifest
@@ -110,6 +110,7 @@ class _Run:
             clock=clock,
         )
         self.stopping = False
+        self.not_a_manifest: ManifestUnreadable | None = None
         self.problems = 0  # manifest problems recorded by this run
 
     @property
@@ -144,7 +145,6 @@ class _Run:
     # -- producer -------------------------------------------------------------
 
     async def produce(self, send: MemoryObjectSendStream[Work | Result]) -> None:
-        resume = self.svc.resume
         options = replace(self.s.read_options(), on_skip=self.metrics.listing_skipped)
         entries = _timed(
             read_manifest(
@@ -155,29 +155,46 @@ class _Run:
         )
         selected = self.s.selection().select(entries, on_other_shard=self.metrics.shard_filtered)
         async with send:
-            async for entry in selected:
-                if self.stopping:
-                    break
-                if isinstance(entry, ManifestProblem):
-                    self.metrics.manifest_problem()
-                    if resume is not None and (entry.id, MANIFEST_OPERATION) in resume:
-                        self.metrics.skipped(MANIFEST_OPERATION)
-                        continue
-                    await streams.send(send, problem_result(entry))
+            try:
+                await self._dispatch(selected, send)
+            except ManifestUnreadable as exc:
+                if self.metrics.items == 0:
+                    raise  # nothing was sent on: stop at once
+                # The file turned out not to be a manifest after some items went on
+                # (mostly malformed past 1,000 lines): calls in flight finish and are
+                # written, queued items are left for a rerun, then the run stops (exit 2).
+                self.stopping = True
+                self.not_a_manifest = exc
+
+    async def _dispatch(
+        self,
+        selected: AsyncIterator[Item | ManifestProblem],
+        send: MemoryObjectSendStream[Work | Result],
+    ) -> None:
+        resume = self.svc.resume
+        async for entry in selected:
+            if self.stopping:
+                break
+            if isinstance(entry, ManifestProblem):
+                self.metrics.manifest_problem()
+                if resume is not None and (entry.id, MANIFEST_OPERATION) in resume:
+                    self.metrics.skipped(MANIFEST_OPERATION)
                     continue
-                self.metrics.item_read()
-                todo = tuple(
-                    op for op in self.ops if resume is None or (entry.id, op.method) not in resume
-                )
-                identity = checks = None
-                ledger = self.svc.ledger
-                if ledger is not None and todo and (identity := known_identity(entry)):
-                    todo, checks = ledger.split(entry, todo, identity)  # unchanged: skip
-                for op in self.ops:
-                    if op not in todo:
-                        self.metrics.skipped(op.method)
-                if todo:
-                    await streams.send(send, Work(entry, todo, identity, checks))
+                await streams.send(send, problem_result(entry))
+                continue
+            self.metrics.item_read()
+            todo = tuple(
+                op for op in self.ops if resume is None or (entry.id, op.method) not in resume
+            )
+            identity = checks = None
+            ledger = self.svc.ledger
+            if ledger is not None and todo and (identity := known_identity(entry)):
+                todo, checks = ledger.split(entry, todo, identity)  # unchanged: skip
+            for op in self.ops:
+                if op not in todo:
+                    self.metrics.skipped(op.method)
+            if todo:
+                await streams.send(send, Work(entry, todo, identity, checks))
 
     # -- workers --------------------------------------------------------------
 
@@ -286,6 +303,8 @@ async def run_batch(
             if error is not None:
                 raise error from None
             raise
+        if run.not_a_manifest is not None:
+            raise run.not_a_manifest
         await services.sink.flush(durable=True)
         budget = services.preparer.fetcher.budget
         if budget is not None:

@@ -22,7 +22,7 @@ import pytest
 from batchrek.testing import corpus
 from tests.conftest import S3Bed
 from tests.e2e.clirun import batchrek, read_records, run_args
-from tests.e2e.production import Child, wait_until
+from tests.e2e.production import Child, distinct_images, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -221,3 +221,20 @@ def test_sigterm_ends_a_run_blocked_on_a_manifest_pipe(tmp_path: Path, emu: Any,
             child.kill()
     assert code == 143, child.stderr()
     assert read_records(out) == []
+
+
+def test_a_file_found_to_be_garbage_midway_stops_after_writing_what_was_billed(
+    tmp_path: Path, emu: Any, s3: S3Bed
+) -> None:
+    """Good lines first, then mostly garbage: the run stops with exit 2 once the share
+    rule trips; the calls already made are written, whole, not lost."""
+    imgs = distinct_images(tmp_path / "imgs", 300, salt=12)
+    manifest = tmp_path / "m.txt"
+    lines = [f"{img}\n" for img in imgs] + ["gs://not/a/manifest/line\n"] * 2000
+    manifest.write_text("".join(lines))
+    out = tmp_path / "out.jsonl"
+    res = batchrek(*run_args(manifest, out, emu.endpoint_url, s3.endpoint_url), output=out)
+    billed = emu.stats()["total_requests"]
+    ok = [r for r in res.records if r["status"] == "ok"]
+    assert (res.code, "is not a manifest" in res.stderr) == (2, True)
+    assert len(ok) == billed  # every call made is in the output
