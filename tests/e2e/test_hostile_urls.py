@@ -200,3 +200,98 @@ def test_a_pushgateway_password_is_never_logged(tmp_path: Path, emu: Any, s3: S3
     )
     assert "could not push metrics" in res.stderr
     assert "hunter2" not in res.stderr
+
+
+# -- https never downgraded to http -----------------------------------------------------
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, made now (the CLI trusts it via SSL_CERT_FILE)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_web(web: Web, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """https on 127.0.0.1: /a.jpg, and /to-http redirecting to the plain-http server."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    image = corpus.photo(200, 150)
+    plain = web.base
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/to-http":
+                self.send_response(302)
+                self.send_header("Location", f"{plain}/a.jpg")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(image)))
+            self.end_headers()
+            self.wfile.write(image)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", cert
+    finally:
+        server.shutdown()
+
+
+def test_https_is_not_redirected_to_plain_http(
+    tmp_path: Path, emu: Any, s3: S3Bed, tls_web: tuple[str, Path]
+) -> None:
+    base, cert = tls_web
+    manifest = tmp_path / "m.txt"
+    manifest.write_text(f"{base}/a.jpg\n{base}/to-http\n")
+    out = tmp_path / "out.jsonl"
+    res = batchrek(
+        *run_args(manifest, out, emu.endpoint_url, s3.endpoint_url),
+        output=out,
+        env={**LOOPBACK, "SSL_CERT_FILE": str(cert)},
+    )
+    assert _codes(res.records) == {"a.jpg": None, "to-http": "InsecureRedirect"}, res.stderr
