@@ -101,7 +101,7 @@ class _Guard:
         ):
             raise ManifestUnreadable(
                 f"{self.spec} is not a manifest: {self.bad:,} of its first {problem.line:,} "
-                f"lines are malformed (line {problem.line}: {problem.reason}); check the "
+                f"entries are malformed (line {problem.line}: {problem.reason}); check the "
                 "file and --format, or raise max_bad_line_share"
             )
         if self.held is None:
@@ -126,7 +126,7 @@ class _Guard:
         if self.held and self.options.max_leading_bad_lines:
             first = self.held[0]
             raise ManifestUnreadable(
-                f"{self.spec} is not a manifest: none of its lines is usable "
+                f"{self.spec} is not a manifest: none of its entries is usable "
                 f"({len(self.held)} malformed; line {first.line}: {first.reason}); "
                 "check the file and --format"
             )

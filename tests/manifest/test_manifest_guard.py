@@ -51,7 +51,7 @@ async def test_bad_lines_before_the_first_good_one_are_all_reported(tmp_path: Pa
 
 
 async def test_a_file_with_no_usable_line_is_not_a_manifest(tmp_path: Path) -> None:
-    with pytest.raises(ManifestUnreadable, match="none of its lines is usable"):
+    with pytest.raises(ManifestUnreadable, match="none of its entries is usable"):
         await _read(tmp_path, [BAD] * 3)
 
 
