@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
@@ -26,7 +26,9 @@ import anyio
 import orjson
 
 from batchrek.config import Settings
-from batchrek.errors import EXIT_OUTAGE, BatchrekError
+from batchrek.errors import EXIT_OUTAGE, BatchrekError, RunStopped
+from batchrek.observe import fmt, history_lines, log_summary, verdict_lines, with_history
+from batchrek.redact import redact_url
 from batchrek.run import RunOutcome, run_batch
 
 __all__ = [
@@ -49,9 +51,13 @@ EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def _atomic_write(path: str, data: bytes) -> None:
+    """Temp file + rename. Created with mode 0666 less the umask, like every other
+    file batchrek writes (mkstemp's 0600 would hide metrics from a node exporter or a
+    dashboard user)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".batchrek-", suffix=".tmp")
+    tmp = os.path.join(folder, f".batchrek-{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -79,8 +85,8 @@ def export_metrics(settings: Settings, summary: dict[str, Any]) -> None:
             grouping = {"shard": str(settings.shard_index or 0)}
             try:
                 push(settings.pushgateway, summary, job=settings.job_name, grouping=grouping)
-            except OSError as exc:
-                log.error("could not push metrics to %s: %s", settings.pushgateway, exc)
+            except (OSError, ValueError) as exc:
+                log.error("could not push metrics to %s: %s", redact_url(settings.pushgateway), exc)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -90,8 +96,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  pairs:      {summary.get('ok', 0) + summary.get('failed', 0)} "
         f"(ok {summary.get('ok', 0)}, failed {summary.get('failed', 0)}, "
         f"skipped {summary.get('skipped', 0)})",
-        f"  elapsed:    {summary.get('elapsed_s', 0):.1f} s, "
-        f"{summary.get('throughput_per_s', 0):.1f} pairs/s",
+        f"  elapsed:    {fmt(summary.get('elapsed_s', 0))} s, "
+        f"{fmt(summary.get('throughput_per_s', 0))} pairs/s",
         f"  requests:   {summary.get('requests', 0)} "
         f"(retries {summary.get('retries', 0)}, throttled {summary.get('throttled', 0)})",
         f"  latency ms: p50 {lat.get('p50', 0):.0f}, p90 {lat.get('p90', 0):.0f}, "
@@ -105,6 +111,13 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"reused {ledger.get('reused', 0)}, unchanged {ledger.get('unchanged', 0)} "
             f"({ledger.get('entries_loaded', 0)} entries loaded in {ledger.get('load_s', 0):.2f} s)"
         )
+    not_listed = summary.get("listing_skipped") or {}
+    if not_listed:
+        lines.append(
+            f"  not listed: {sum(not_listed.values())} files ("
+            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in not_listed.items())
+            + ")"
+        )
     for warning in summary.get("warnings") or ():
         lines.append(f"  warning:    {warning}")
     for endpoint, outage in (summary.get("outages") or {}).items():
@@ -117,11 +130,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             "  failed by code: " + ", ".join(f"{k} {v}" for k, v in sorted(failed_by.items()))
         )
-    verdict = summary.get("verdict") or {}
-    if verdict:
-        lines.append(f"  limited by: {verdict.get('limiter')}: {verdict.get('explanation')}")
-        if verdict.get("flag"):
-            lines.append(f"  try: {verdict['flag']}")
+    lines += history_lines(summary)
+    lines += verdict_lines(summary.get("verdict") or {})
     return "\n".join(lines)
 
 
@@ -130,18 +140,43 @@ async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = No
         from batchrek.run import dry_run, format_plan
 
         plan = await dry_run(settings)
-        print(format_plan(plan, price_per_image=settings.price_per_image), file=sys.stderr)
+        # stdout: the plan is the command's output, to pipe or save.
+        print(format_plan(plan, price_per_image=settings.price_per_image), flush=True)
         return 0
     outcome: RunOutcome = await run_batch(settings, stop=stop)
     with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(export_metrics, settings, outcome.summary)
-    summary = outcome.summary
-    nothing_ran = not (summary.get("requests") or summary.get("ok") or summary.get("failed"))
+        previous = await anyio.to_thread.run_sync(_previous_metrics, settings)
+        summary = with_history(
+            outcome.summary,
+            previous,
+            interrupted=outcome.interrupted,
+            exit_code=None if outcome.interrupted else outcome.exit_code,
+        )
+        await anyio.to_thread.run_sync(export_metrics, settings, summary)
+    done = outcome.summary
+    nothing_ran = not (done.get("requests") or done.get("ok") or done.get("failed"))
     if outcome.stopped is None or not nothing_ran:  # a stop before any call: only its reason
-        print(format_summary(summary), file=sys.stderr)
+        log_summary(summary, format_summary(summary), as_json=settings.log_format == "json")
     if outcome.stopped is not None:  # the last line says why, and what to do
-        print(f"batchrek: error: {outcome.stopped}", file=sys.stderr)
+        _say_stopped(outcome.stopped, as_json=settings.log_format == "json")
     return outcome.exit_code
+
+
+def _previous_metrics(settings: Settings) -> dict[str, Any] | None:
+    """The earlier segments' history: the --metrics-out document already at that path
+    (``observe.with_history`` checks that it describes the same output)."""
+    if not settings.metrics_out or not settings.resume:
+        return None
+    try:
+        with open(settings.metrics_out, "rb") as fh:
+            data = orjson.loads(fh.read())
+    except FileNotFoundError:
+        return None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        log.warning("cannot read the earlier %s (%s): the history starts here",
+                    settings.metrics_out, exc)  # fmt: skip
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def export_current_view(
@@ -161,6 +196,13 @@ def export_current_view(
     for path in done.files:
         print(path)
     return EXIT_OK
+
+
+def _say_stopped(error: RunStopped, *, as_json: bool) -> None:
+    if as_json:  # every stderr line is JSON
+        log.error("batchrek: %s", error)
+    else:
+        print(f"batchrek: error: {error}", file=sys.stderr)
 
 
 def run_until_signalled(settings: Settings) -> int:

@@ -17,7 +17,7 @@ PACKAGE = ROOT / "batchrek"
 STAGES = ("manifest", "prepare", "call", "output", "observe", "run", "ledger", "export")
 # Modules allowed past ~400 lines, each because one concern needs the room.
 LONG_ALLOWED: dict[str, str] = {
-    "batchrek/observe/report.py": "one chart model drawn as HTML and PNG: both share its scales",
+    "batchrek/config.py": "every setting: its field, flag, range, coercion and validation",
 }
 MAX_LINES = 420
 

@@ -21,7 +21,13 @@ from batchrek.call.concurrency import ConcurrencyController
 from batchrek.call.control import RateControl
 from batchrek.call.credentials import force_refresh
 from batchrek.call.guard import RunGuard, expired_token_stop
-from batchrek.call.operations import RUNNABLE, Operation, build_operations, trim_response
+from batchrek.call.operations import (
+    RUNNABLE,
+    Operation,
+    build_operations,
+    operation_hint,
+    trim_response,
+)
 from batchrek.call.preflight import preflight
 from batchrek.call.ratelimit import ConcurrencyLimit, TokenBucket
 from batchrek.call.retry import (
@@ -65,6 +71,7 @@ __all__ = [
     "is_quota_throttle",
     "is_throttle",
     "needs_credential_refresh",
+    "operation_hint",
     "preflight",
     "stops_run",
     "trim_response",

@@ -1,21 +1,35 @@
-"""The run's one stop switch for failures that make going on pointless.
+"""The run's one stop switch for failures that make going on pointless, and the
+safeguards a run is wired with.
 
 A worker (a run-level answer, an outage past its timeout) or the output (an S3 part
-that cannot be uploaded) trips it with a ``RunStopped``; the first one wins. The
-pipeline then stops as it does on SIGTERM: no new item starts, no new attempt
+that cannot be uploaded) trips ``Halt`` with a ``RunStopped``; the first one wins.
+The pipeline then stops as it does on SIGTERM: no new item starts, no new attempt
 starts, in-flight calls finish (within the grace period) and are written, and the
 run ends with the error's exit code and message.
+
+``Safeguards`` holds the halt and the run's circuit breakers (one per endpoint,
+shared by the service calls, the downloads and the part uploads), gives the item
+worker its Rekognition breaker, run guard and preflight, and reports what happened
+into the metrics at the end.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import anyio
 
+from batchrek.call import Breakers, Operation, RunGuard, preflight
+from batchrek.clock import Clock
+from batchrek.config import Settings
 from batchrek.errors import RunStopped
+from batchrek.observe import RunMetrics
 
-__all__ = ["Halt"]
+__all__ = ["Halt", "Safeguards"]
 
 log = logging.getLogger("batchrek")
 
@@ -32,5 +46,63 @@ class Halt:
         log.error("stopping the run: %s", error)
         self.tripped.set()
 
+    async def wait(self, stop: anyio.Event | None) -> None:
+        """Until the halt trips, or ``stop`` (a signal) is set."""
+        async with anyio.create_task_group() as first:
+
+            async def until(event: anyio.Event) -> None:
+                await event.wait()
+                first.cancel_scope.cancel()
+
+            first.start_soon(until, self.tripped)
+            if stop is not None:
+                first.start_soon(until, stop)
+
     def __repr__(self) -> str:
         return f"Halt({self.error!r})"
+
+
+@dataclass
+class Safeguards:
+    breakers: Breakers
+    halt: Halt = field(default_factory=Halt)
+
+    @classmethod
+    def for_run(cls, settings: Settings, clock: Clock) -> Safeguards:
+        return cls(Breakers(settings.breaker_settings(), clock=clock))
+
+    def for_worker(
+        self,
+        settings: Settings,
+        *,
+        rekognition: Any,
+        endpoint: str,
+        region: str,
+        ops: tuple[Operation, ...],
+        clock: Clock,
+    ) -> dict[str, Any]:
+        """The ``ItemWorker`` arguments: breaker, guard, halt, preflight."""
+        checks: Callable[[], Awaitable[None]] = partial(
+            preflight,
+            rekognition,
+            ops,
+            region=region,
+            connect_timeout_s=settings.preflight_timeout_s,
+            outage_timeout_s=settings.outage_timeout_s,
+            clock=clock,
+        )
+        return {
+            "breaker": self.breakers.get(
+                f"rekognition {endpoint}", name=f"the Rekognition endpoint {endpoint}"
+            ),
+            "guard": RunGuard(region=region, endpoint=endpoint),
+            "halt": self.halt,
+            "preflight": checks,
+        }
+
+    def report(self, metrics: RunMetrics) -> None:
+        """Outages waited out, and why the run stopped, into the summary."""
+        for breaker in self.breakers.tripped():
+            metrics.findings.outage(breaker.name, trips=breaker.trips, probes=breaker.probes)
+        if self.halt.error is not None:
+            metrics.findings.stopped(str(self.halt.error), exit_code=self.halt.error.exit_code)

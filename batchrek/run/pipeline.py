@@ -18,27 +18,22 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import replace
 from functools import partial
-from typing import Any
 
 import anyio
-import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from batchrek.call import (
-    Breakers,
     ConcurrencyController,
     ConcurrencyLimit,
     Operation,
     RateControl,
     RetryPolicy,
-    RunGuard,
-    preflight,
 )
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
-from batchrek.errors import RunStopped, stopping_error
+from batchrek.errors import ManifestUnreadable, stopping_error
 from batchrek.ledger import known_identity
 from batchrek.limits import default_tps
 from batchrek.manifest import read_manifest
@@ -46,29 +41,16 @@ from batchrek.models import Item, ManifestProblem, Result
 from batchrek.observe import RunMetrics, run_progress
 from batchrek.run import streams
 from batchrek.run.dedupe import Deduper
-from batchrek.run.halt import Halt
-from batchrek.run.records import MANIFEST_OPERATION, problem_result
+from batchrek.run.halt import Safeguards
+from batchrek.run.identity import run_identity
+from batchrek.run.outcome import RunOutcome
+from batchrek.run.records import MANIFEST_OPERATION, problem_result, record_line
 from batchrek.run.services import Services
 from batchrek.run.work import ItemWorker, Work
 
-__all__ = ["RunOutcome", "run_batch"]
+__all__ = ["no_items", "run_batch"]
 
-
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    """How a run ended. ``stopped`` is the run-level failure that stopped it early
-    (exit 2, or 3 for an outage), if one did."""
-
-    summary: dict[str, Any]
-    failed_pairs: int
-    interrupted: bool
-    stopped: RunStopped | None = None
-
-    @property
-    def exit_code(self) -> int:
-        if self.stopped is not None:
-            return self.stopped.exit_code
-        return 1 if self.failed_pairs else 0
+log = logging.getLogger("batchrek.run")
 
 
 def _rate_controls(
@@ -97,16 +79,17 @@ class _Run:
         metrics: RunMetrics,
         clock: Clock,
         *,
-        halt: Halt,
-        breakers: Breakers,
+        guards: Safeguards,
     ) -> None:
         self.s = settings
         self.svc = services
-        self.halt = halt
+        self.halt = guards.halt
         self.ops = ops
         self.metrics = metrics
         self.clock = clock
         self.controls = _rate_controls(settings, ops, services.region, clock)
+        for method, control in self.controls.items():  # shown from the start, not 1 s in
+            metrics.set_rate(method, control.rate, ceiling=control.ceiling)
         self.inflight_limit = ConcurrencyLimit(settings.concurrency)
         self.concurrency = ConcurrencyController(settings.concurrency, rate=self._total_rate)
         self.inflight_limit.limit = self.concurrency.limit
@@ -126,22 +109,17 @@ class _Run:
             oversize=settings.oversize,
             metrics=metrics,
             clock=clock,
-            breaker=breakers.get(
-                f"rekognition {endpoint}", name=f"the Rekognition endpoint {endpoint}"
-            ),
-            guard=RunGuard(region=services.region, endpoint=endpoint),
-            halt=halt,
-            preflight=partial(
-                preflight,
-                services.rekognition,
-                ops,
+            **guards.for_worker(
+                settings,
+                rekognition=services.rekognition,
+                endpoint=endpoint,
                 region=services.region,
-                connect_timeout_s=settings.preflight_timeout_s,
-                outage_timeout_s=settings.outage_timeout_s,
+                ops=ops,
                 clock=clock,
             ),
         )
         self.stopping = False
+        self.not_a_manifest: ManifestUnreadable | None = None
         self.problems = 0  # manifest problems recorded by this run
 
     @property
@@ -176,37 +154,61 @@ class _Run:
     # -- producer -------------------------------------------------------------
 
     async def produce(self, send: MemoryObjectSendStream[Work | Result]) -> None:
-        resume = self.svc.resume
+        options = replace(self.s.read_options(), on_skip=self.metrics.listing_skipped)
         entries = _timed(
-            read_manifest(self.s.manifest, fmt=self.s.manifest_format, s3=self.svc.s3),
+            read_manifest(
+                self.s.manifest, fmt=self.s.manifest_format, s3=self.svc.s3, options=options
+            ),
             self.metrics.observe_read_wait,
             self.clock,
         )
         selected = self.s.selection().select(entries, on_other_shard=self.metrics.shard_filtered)
         async with send:
-            async for entry in selected:
-                if self.stopping:
-                    break
-                if isinstance(entry, ManifestProblem):
-                    self.metrics.manifest_problem()
-                    if resume is not None and (entry.id, MANIFEST_OPERATION) in resume:
-                        self.metrics.skipped(MANIFEST_OPERATION)
-                        continue
-                    await streams.send(send, problem_result(entry))
+            try:
+                await self._dispatch(selected, send)
+            except ManifestUnreadable as exc:
+                if self.metrics.items == 0:
+                    raise  # nothing was sent on: stop at once
+                # The file turned out not to be a manifest after some items went on
+                # (mostly malformed past 1,000 lines): calls in flight finish and are
+                # written, queued items are left for a rerun, then the run stops (exit 2).
+                self.stopping = True
+                self.not_a_manifest = exc
+
+    async def _dispatch(
+        self,
+        selected: AsyncIterator[Item | ManifestProblem],
+        send: MemoryObjectSendStream[Work | Result],
+    ) -> None:
+        resume = self.svc.resume
+        async for entry in selected:
+            if self.stopping:
+                break
+            if isinstance(entry, ManifestProblem):
+                self.metrics.manifest_problem()
+                if resume is not None and (entry.id, MANIFEST_OPERATION) in resume:
+                    self.metrics.skipped(MANIFEST_OPERATION)
                     continue
-                self.metrics.item_read()
-                todo = tuple(
-                    op for op in self.ops if resume is None or (entry.id, op.method) not in resume
-                )
-                identity = checks = None
-                ledger = self.svc.ledger
-                if ledger is not None and todo and (identity := known_identity(entry)):
-                    todo, checks = ledger.split(entry, todo, identity)  # unchanged: skip
-                for op in self.ops:
-                    if op not in todo:
-                        self.metrics.skipped(op.method)
-                if todo:
-                    await streams.send(send, Work(entry, todo, identity, checks))
+                await streams.send(send, problem_result(entry))
+                continue
+            self.metrics.item_read()
+            todo = tuple(
+                op for op in self.ops if resume is None or (entry.id, op.method) not in resume
+            )
+            identity = checks = None
+            ledger = self.svc.ledger
+            if ledger is not None and todo and (identity := known_identity(entry)):
+                todo, checks = ledger.split(entry, todo, identity)  # unchanged: skip
+            for op in self.ops:
+                if op not in todo:
+                    self.metrics.skipped(op.method)
+            if todo:
+                await streams.send(send, Work(entry, todo, identity, checks))
+            else:
+                self.metrics.item_finished()
+        m = self.metrics
+        if not self.stopping and m.items + m.manifest_problems + m.shard_filtered_items == 0:
+            no_items(self.s)
 
     # -- workers --------------------------------------------------------------
 
@@ -238,7 +240,7 @@ class _Run:
         ledger, ledger_sink = self.svc.ledger, self.svc.ledger_sink
         async with recv:
             async for result in streams.items(recv):
-                line = orjson.dumps(result.to_record()) + b"\n"
+                line = record_line(result)
                 if ledger_sink is not None and ledger is not None:
                     # Remembered with where it lands; its entry once it is durable.
                     await ledger_sink.write(line, ledger.keys_of(result))
@@ -255,6 +257,8 @@ class _Run:
                 self.metrics.set_rate(method, control.rate, ceiling=control.ceiling)
             limit = self.concurrency.limit
             if limit != self.inflight_limit.limit:
+                log.debug("concurrency: in-flight cap %d -> %d (rate x latency x headroom)",
+                          self.inflight_limit.limit, limit)  # fmt: skip
                 self.inflight_limit.limit = limit
             self.metrics.set_concurrency_limit(limit)
             self.metrics.tick()
@@ -262,6 +266,18 @@ class _Run:
             if now - last_flush >= 1.0:
                 await self.svc.sink.flush(durable=True)
                 last_flush = now
+
+
+def no_items(settings: Settings) -> None:
+    """An empty manifest: exit 2, because a job that finds nothing to do is usually a
+    wrong path or an upstream failure; ``allow_empty`` says it is expected."""
+    if settings.allow_empty:
+        log.warning("no items in %s: nothing to do (allow_empty is set)", settings.manifest)
+        return
+    raise ManifestUnreadable(
+        f"no items: {settings.manifest} lists no images; if that can be normal for this "
+        "job, set allow_empty = true in the --config file (or BATCHREK_ALLOW_EMPTY=1)"
+    )
 
 
 def _count_lines(path: str) -> int | None:
@@ -305,13 +321,21 @@ async def run_batch(
     clock = clock or SystemClock()
     ops = settings.build_operations()
     metrics = RunMetrics(clock, [op.method for op in ops])
-    halt = Halt()
-    breakers = Breakers(settings.breaker_settings(), clock=clock)
+    guards = Safeguards.for_run(settings, clock)
     async with AsyncExitStack() as stack:
         services = await Services.open(
-            settings, stack, ops=ops, clock=clock, breakers=breakers, halt=halt
+            settings, stack, ops=ops, clock=clock, breakers=guards.breakers, halt=guards.halt
         )
-        run = _Run(settings, services, ops, metrics, clock, halt=halt, breakers=breakers)
+        metrics.describe(
+            run_identity(settings, region=services.region, output=services.output),
+            output={
+                "path": services.output,
+                "resumed": settings.resume,
+                "pairs_done_before": services.resume.done if services.resume is not None else 0,
+            },
+        )
+        metrics.set_capacity(concurrency=settings.concurrency, workers=_width(settings))
+        run = _Run(settings, services, ops, metrics, clock, guards=guards)
         try:
             await _drive(run, stop)
         except BaseExceptionGroup as group:
@@ -319,12 +343,14 @@ async def run_batch(
             if error is not None:
                 raise error from None
             raise
+        if run.not_a_manifest is not None:
+            raise run.not_a_manifest
         await services.sink.flush(durable=True)
+        budget = services.preparer.fetcher.budget
+        if budget is not None:
+            metrics.set_source_budget(total=budget.total, peak=budget.peak, waits=budget.waits)
     metrics.finish()
-    for breaker in breakers.tripped():
-        metrics.outage(breaker.name, trips=breaker.trips, probes=breaker.probes)
-    if halt.error is not None:
-        metrics.stopped(str(halt.error), exit_code=halt.error.exit_code)
+    guards.report(metrics)
     summary = metrics.summary()
     if services.ledger is not None:
         summary["ledger"] = {
@@ -334,14 +360,18 @@ async def run_batch(
     failed = run.failed + (services.resume.failed if services.resume is not None else 0)
     interrupted = stop is not None and stop.is_set()
     return RunOutcome(
-        summary=summary, failed_pairs=failed, interrupted=interrupted, stopped=halt.error
+        summary=summary, failed_pairs=failed, interrupted=interrupted, stopped=guards.halt.error
     )
 
 
+def _width(settings: Settings) -> int:
+    """Workers = in-flight slots plus a few more, so preparing the next images
+    overlaps with the calls in flight."""
+    return settings.concurrency + max(4, settings.concurrency // 4)
+
+
 async def _drive(run: _Run, stop: anyio.Event | None) -> None:
-    # Workers = in-flight slots plus a few more, so preparing the next images
-    # overlaps with the calls in flight.
-    width = run.s.concurrency + max(4, run.s.concurrency // 4)
+    width = _width(run.s)
     work_send, work_recv = anyio.create_memory_object_stream[Work | Result](width * 2)
     res_send, res_recv = anyio.create_memory_object_stream[Result](width * 4)
     async with anyio.create_task_group() as outer:
@@ -354,7 +384,8 @@ async def _drive(run: _Run, stop: anyio.Event | None) -> None:
                     run_progress,
                     run.metrics,
                     interval_s=run.s.log_interval_s,
-                    live=run.s.progress,
+                    # JSON logs: every line on stderr is JSON, so no live table.
+                    live=run.s.progress and run.s.log_format != "json",
                     logger=logging.getLogger("batchrek.progress"),
                 )
             )
@@ -381,15 +412,7 @@ async def _watch_stop(
     workers: anyio.CancelScope,
 ) -> None:
     """Stop taking work on the caller's ``stop`` (a signal) or the run's own halt."""
-    async with anyio.create_task_group() as first:
-
-        async def wait(event: anyio.Event) -> None:
-            await event.wait()
-            first.cancel_scope.cancel()
-
-        first.start_soon(wait, run.halt.tripped)
-        if stop is not None:
-            first.start_soon(wait, stop)
+    await run.halt.wait(stop)
     run.stopping = True
     producer_scope.cancel()
     # In-flight calls get the grace period to finish and be written; then they go.

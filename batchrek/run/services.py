@@ -21,7 +21,6 @@ from functools import partial
 from typing import Any
 
 import aioboto3
-import aiohttp
 import anyio
 from aiobotocore.config import AioConfig
 
@@ -48,7 +47,15 @@ from batchrek.output import (
     load_resume,
     recover_spool,
 )
-from batchrek.prepare import BucketRegions, Fetcher, ImagePool, Preparer, Stager
+from batchrek.prepare import (
+    BucketRegions,
+    ByteBudget,
+    Fetcher,
+    ImagePool,
+    Preparer,
+    Stager,
+    make_http_session,
+)
 from batchrek.run.halt import Halt
 
 __all__ = ["Services", "output_for_shard"]
@@ -131,8 +138,11 @@ class Services:
                 return s3_clients[bucket_region]
 
         s3 = await s3_for_region(region)
-        http = await stack.enter_async_context(aiohttp.ClientSession())
-        pool = ImagePool()
+        policy = settings.address_policy()
+        http = await stack.enter_async_context(
+            make_http_session(policy, connections=settings.concurrency)
+        )
+        pool = ImagePool(accepted=settings.accepted_formats())
         stack.callback(pool.close)
         fetcher = Fetcher(
             s3_for_region=s3_for_region,
@@ -140,6 +150,8 @@ class Services:
             max_bytes=settings.max_source_bytes,
             allow_http=settings.allow_http,
             http_timeout_s=settings.http_timeout_s,
+            budget=ByteBudget(settings.source_budget_bytes()),
+            policy=policy,
             retry=retry,
         )
         stack.callback(fetcher.close)

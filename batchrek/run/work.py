@@ -48,7 +48,7 @@ from batchrek.call import (
     trim_response,
 )
 from batchrek.clock import Clock
-from batchrek.errors import RunStopped
+from batchrek.errors import RunStopped, forget_frames
 from batchrek.ledger import Check, Identity, Ledger, Verdict, identify
 from batchrek.models import ErrorInfo, ImageInput, Item, Oversize, Result
 from batchrek.observe import RunMetrics
@@ -117,7 +117,7 @@ class ItemWorker:
         self.guard = guard
         self.halt = halt
         self.preflight = _Once(preflight)
-        self.buckets = S3ObjectWatch(region=guard.region, warn=metrics.warn)
+        self.buckets = S3ObjectWatch(region=guard.region, warn=metrics.findings.warn)
         self.failed = 0  # error records written by this run
 
     async def process(self, work: Work, out: MemoryObjectSendStream[Result]) -> None:
@@ -131,6 +131,7 @@ class ItemWorker:
         owner = key is not None and not earlier
         published: dict[str, Result] = {}
         prep = self.preparer.for_item(item)
+        prepared: set[int] = set()  # inputs already counted: one preparation, many ops
         ledger = self.ledger
         ops, identity, checks = work.ops, work.identity, work.checks or {}
         try:
@@ -154,7 +155,7 @@ class ItemWorker:
                     result = reused_result(reused, item)
                     self.metrics.deduplicated(op.method)
                 else:
-                    result = await self._call(prep, op)
+                    result = await self._call(prep, op, prepared)
                     if result.done:
                         published[op.method] = result
                 if ledger is not None and identity is not None and copied is None:
@@ -163,6 +164,7 @@ class ItemWorker:
                     self.failed += 1
                 self.metrics.record_result(result, self.clock.monotonic() - started)
                 await streams.send(out, result)
+            self.metrics.item_finished()
         except RunStopped as stop:  # no record: the pair is not done, a rerun does it
             self.halt(stop)
         finally:
@@ -183,15 +185,16 @@ class ItemWorker:
             return None
         return await self.ledger.reuse(check, item, op, identity)
 
-    async def _call(self, prep: ItemPrep, op: Operation) -> Result:
+    async def _call(self, prep: ItemPrep, op: Operation, prepared: set[int]) -> Result:
         item = prep.item
         try:
             inp = await prep.input_for(op.limits)
         except RunStopped:
             raise
         except Exception as exc:
+            forget_frames(exc)  # they hold the image bytes (errors.forget_frames)
             return error_result(item, op, classify(exc), attempts=0)
-        self._observe_prepare(inp)
+        self._observe_prepare(inp, prepared)
         outcome = await self._with_retry(op, inp, item.id)
         attempts = outcome.attempts
         if (
@@ -205,8 +208,9 @@ class ItemWorker:
             except RunStopped:
                 raise
             except Exception as exc:
+                forget_frames(exc)
                 return error_result(item, op, classify(exc), attempts=attempts)
-            self._observe_prepare(inp)
+            self._observe_prepare(inp, prepared)
             outcome = await self._with_retry(op, inp, item.id)
             attempts += outcome.attempts
         if inp.mode == "s3object":
@@ -229,6 +233,8 @@ class ItemWorker:
             response=trim_response(response),
             meta=item.meta,
             transcode=inp.transcode_record(),
+            image=inp.image_record(),
+            warnings=inp.warnings,
         )
 
     async def _with_retry(
@@ -238,9 +244,14 @@ class ItemWorker:
             lambda: guarded(self.breaker, lambda: self._attempt(op, inp, item_id)),
             self.policy,
             clock=self.clock,
-            on_retry=lambda _n, info, _delay: self.metrics.retried(op.method, info.code),
+            on_retry=lambda n, info, delay: self._on_retry(op, item_id, n, info, delay),
             before_retry=self._before_retry,
         )
+
+    def _on_retry(self, op: Operation, item_id: str, n: int, info: ErrorInfo, delay: float) -> None:
+        self.metrics.retried(op.method, info.code)
+        log.debug("retry %s %s after %s (attempt %d), in %.2f s", item_id, op.method, info.code,
+                  n, delay)  # fmt: skip
 
     async def _before_retry(self, info: ErrorInfo) -> None:
         if needs_credential_refresh(info):
@@ -252,7 +263,10 @@ class ItemWorker:
             if not refreshed:
                 raise expired_token_stop(info)
 
-    def _observe_prepare(self, inp: ImageInput) -> None:
+    def _observe_prepare(self, inp: ImageInput, prepared: set[int]) -> None:
+        if id(inp) in prepared:
+            return
+        prepared.add(id(inp))
         self.metrics.observe_prepare(inp.prepare_s, transcoded=inp.transcoded, mode=inp.mode)
 
     async def _attempt(

@@ -145,6 +145,6 @@ def test_503_on_url_downloads_is_retried(tmp_path: Path, emu: EmulatorHandle, s3
         )
         proxy.fail({"get_object"}, times=2, code="ServiceUnavailable")
         args = run_args(manifest, out, emu.endpoint_url, s3.endpoint_url)
-        res = batchrek(*args, "--allow-http", output=out)
+        res = batchrek(*args, "--allow-http", "--allow-loopback-addresses", output=out)
     assert (res.code, proxy.refused["get_object"]) == (0, 2), res.stderr
     assert {r["status"] for r in res.records} == {"ok"}
