@@ -1,7 +1,8 @@
 """The command line: parse and wire. Run control (signals, exit codes) is ``runner``.
 
 Exit codes: 0 every pair ok; 1 finished with failed pairs; 2 usage, configuration or
-manifest error; 130 stopped by SIGINT; 143 stopped by SIGTERM.
+manifest error; 74 an output could not be written during the run; 130 stopped by
+SIGINT; 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from batchrek.call import RUNNABLE
-from batchrek.errors import ConfigError, ManifestUnreadable
+from batchrek.errors import ConfigError, ManifestUnreadable, OutputFailed
 from batchrek.observe import setup_logging
-from batchrek.runner import EXIT_OK, EXIT_USAGE
+from batchrek.runner import EXIT_OK
 
 __all__ = ["main"]
 
@@ -55,6 +56,14 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         action="store_const",
         const=False,
         help="start afresh instead of skipping pairs already in the output",
+    )
+    p.add_argument(
+        "--redo-failed",
+        nargs="?",
+        const="all",
+        metavar="CODES",
+        help="also redo pairs recorded as permanent failures (after fixing their cause): "
+        "all, or only these comma-separated error codes (--redo-failed=NoSuchKey,AccessDenied)",
     )
     p.add_argument(
         "--no-dedupe",
@@ -145,7 +154,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
             data = orjson.loads(fh.read())
     except (OSError, orjson.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read metrics JSON {args.metrics}: {exc}") from None
-    write_report(data, args.output)
+    try:
+        write_report(data, args.output)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     print(args.output)
     return EXIT_OK
 
@@ -184,9 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (ConfigError, ManifestUnreadable) as exc:
+    except (ConfigError, ManifestUnreadable, OutputFailed) as exc:
         print(f"batchrek: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
     return code
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class Settings:
     item_deadline_s: float = 300.0
     rate: str = "auto"  # "auto" or a number: TPS per operation
     resume: bool = True
+    redo_failed: str | None = None  # "all" or "Code,Code": permanent failures a rerun redoes
     dedupe: bool = True
     dedupe_cache: int = 20_000
     metrics_out: str | None = None
@@ -90,6 +92,15 @@ class Settings:
     def build_operations(self) -> tuple[Operation, ...]:
         return build_operations(self.operations, self.params)
 
+    def redo_codes(self) -> bool | frozenset[str]:
+        """The permanent failures a rerun redoes: none (False), every code (True), or
+        these codes."""
+        if not self.redo_failed:
+            return False
+        if self.redo_failed.strip().lower() == "all":
+            return True
+        return frozenset(c.strip() for c in self.redo_failed.split(",") if c.strip())
+
     def fixed_rate(self, method: str) -> float | None:
         """The TPS set for an operation, or None when the rate is found automatically."""
         if method in self.rates:
@@ -110,6 +121,10 @@ def _suggest(name: str) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOL_WORDS |= {"0": False, "false": False, "no": False, "off": False, "": False}
+
+
 def _coerce(name: str, value: Any, where: str) -> Any:
     """Turn a file/env/flag value into the field's type, or say what is wrong."""
     hint = _HINTS[name]
@@ -124,6 +139,13 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if value not in choices:
             raise ConfigError(f"{where}: {name} must be one of {', '.join(choices)}, not {value!r}")
         return value
+    if name == "redo_failed":  # also true/false or a list of codes in a TOML file
+        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+            value = _BOOL_WORDS[value.strip().lower()]
+        if isinstance(value, bool):
+            return "all" if value else None
+        if isinstance(value, list | tuple) and all(isinstance(c, str) for c in value):
+            return ",".join(value)
     if name == "operations":
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
@@ -226,6 +248,8 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"rate must be 'auto' or a number of TPS, not {s.rate!r}") from None
         if rate <= 0:
             raise ConfigError(f"rate must be positive, not {s.rate}")
+    if s.redo_failed is not None:
+        _check_redo_failed(s.redo_failed)
     if s.limit is not None and s.limit < 0:
         raise ConfigError(f"limit must not be negative, not {s.limit}")
     if s.oversize == "stage" and not (s.staging_bucket or "").startswith("s3://"):
@@ -242,6 +266,22 @@ def _validate(s: Settings) -> None:
     if unknown_rates:
         raise ConfigError(f"[rates] names unknown operation(s): {', '.join(unknown_rates)}")
     s.build_operations()  # parameters checked against botocore's model
+
+
+_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def _check_redo_failed(value: str) -> None:
+    if value.strip().lower() == "all":
+        return
+    codes = [c.strip() for c in value.split(",")]
+    bad = [c for c in codes if not _ERROR_CODE.fullmatch(c)]
+    if bad or not codes:
+        raise ConfigError(
+            f"redo_failed takes 'all' or error codes separated by commas (NoSuchKey,"
+            f"AccessDenied), not {value!r}; on the command line put it after the manifest "
+            "or write --redo-failed=CODES"
+        )
 
 
 def _shard_from_env(environ: Mapping[str, str]) -> dict[str, Any]:

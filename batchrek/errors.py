@@ -2,7 +2,12 @@
 
     BatchrekError
     ├── ConfigError          unusable configuration: the run stops, exit 2
+    │   └── OutputRefused    the output (or a metrics path) is the manifest, is not
+    │                        batchrek's, or cannot be written: found before anything
+    │                        is billed, exit 2
     ├── ManifestUnreadable   the manifest itself cannot be opened or read: exit 2
+    ├── OutputFailed         a write of the output failed during the run (disk full,
+    │                        I/O error, permission): billing stops at once, exit 74
     └── ItemError            one image cannot be processed: becomes one error record
 
 Foreign errors (botocore, aiohttp, Pillow, the OS) are translated at these named
@@ -22,7 +27,9 @@ permanent for the image, or permanent for the run.
     Manifest streams    batchrek.manifest._streams (botocore, aiohttp, OSError, zlib
                         -> StreamBroken / ManifestUnreadable); a folder manifest's
                         walk in batchrek.manifest._localdir (OSError).
-    Output writes       batchrek.output (OSError of the file sink; S3 part uploads).
+    Output writes       batchrek.output (OSError of the file sink, S3 part uploads
+                        -> OutputFailed); the paths checked before a run in
+                        batchrek.output.guard (OSError, S3 errors -> OutputRefused).
 """
 
 from __future__ import annotations
@@ -30,25 +37,54 @@ from __future__ import annotations
 from batchrek.models import ErrorInfo
 
 __all__ = [
+    "EXIT_OUTPUT_FAILED",
     "STOPS_A_RUN",
     "BatchrekError",
     "ConfigError",
     "ItemError",
     "ManifestUnreadable",
+    "OutputFailed",
+    "OutputRefused",
     "stopping_error",
 ]
 
+# sysexits.h EX_IOERR: "an error occurred while doing I/O on some file".
+EXIT_OUTPUT_FAILED = 74
+
 
 class BatchrekError(Exception):
-    """Base of every error batchrek raises on purpose."""
+    """Base of every error batchrek raises on purpose. ``exit_code``: the process's
+    exit code when this error ends a run."""
+
+    exit_code = 2
 
 
 class ConfigError(BatchrekError):
     """The configuration cannot work; the message says what to fix."""
 
 
+class OutputRefused(ConfigError):
+    """The output, or a metrics file, cannot be used: it is the manifest, an existing
+    file that is not batchrek's records, or a path that cannot be written. Raised
+    before anything is billed; the file is left exactly as it was."""
+
+
 class ManifestUnreadable(BatchrekError):
     """The manifest cannot be opened or read at all (one bad line is not this)."""
+
+
+class OutputFailed(BatchrekError):
+    """Writing the output failed during the run (disk full, I/O error, permission
+    changed). Billing stops at once: every further result could not be written. The
+    records already handed to the OS stay; a rerun with the same ``-o`` finishes."""
+
+    exit_code = EXIT_OUTPUT_FAILED
+
+    def __init__(self, where: str, exc: BaseException) -> None:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        super().__init__(f"cannot write the output {where}: {reason}")
+        self.where = where
+        self.reason = reason
 
 
 class ItemError(BatchrekError):
@@ -73,7 +109,7 @@ def _rebuild_item_error(code: str, message: str, retryable: bool) -> ItemError:
     return ItemError(code, message, retryable=retryable)
 
 
-STOPS_A_RUN = (ConfigError, ManifestUnreadable)
+STOPS_A_RUN = (ConfigError, ManifestUnreadable, OutputFailed)
 
 
 def stopping_error(group: BaseExceptionGroup[BaseException]) -> BatchrekError | None:

@@ -5,16 +5,21 @@ SIGTERM/SIGINT stops gracefully, a second at once), the dry-run path, the metric
 files and pushes, the human summary on stderr, and the exit code.
 
 Exit codes: 0 every pair ok; 1 finished with failed pairs; 2 usage, configuration or
-manifest error; 130 stopped by SIGINT; 143 stopped by SIGTERM.
+manifest error (nothing was billed where it could be checked first); 74 an output
+could not be written during or at the end of the run (billing stopped; what was
+written stays); 130 stopped by SIGINT; 143 stopped by SIGTERM.
+
+A metrics file that cannot be written at the end does not lose the metrics: the
+summary is printed as always, the metrics JSON goes to stdout instead, and the exit
+code is 74 (unless a signal's code says more), so a Job retries and the rerun, which
+skips every done pair, writes the file.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,12 +27,14 @@ import anyio
 import orjson
 
 from batchrek.config import Settings
-from batchrek.errors import BatchrekError
+from batchrek.errors import EXIT_OUTPUT_FAILED, BatchrekError
 from batchrek.run import RunOutcome, run_batch
+from batchrek.safefile import atomic_write
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
+    "EXIT_OUTPUT_FAILED",
     "EXIT_SIGNAL",
     "EXIT_USAGE",
     "export_metrics",
@@ -42,45 +49,41 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".batchrek-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def export_metrics(settings: Settings, summary: dict[str, Any]) -> None:
     """--metrics-out, --metrics-textfile and --pushgateway; a failed push is logged,
-    never fatal (the results are what matter)."""
+    never fatal (the results are what matter). A file that cannot be written raises
+    ``OSError`` (after the other exports were tried)."""
+    failure: OSError | None = None
     if settings.metrics_out:
-        _atomic_write(
-            settings.metrics_out, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n"
-        )
+        try:
+            atomic_write(
+                settings.metrics_out, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n"
+            )
+        except OSError as exc:
+            failure = exc
     if settings.metrics_textfile or settings.pushgateway:
         from batchrek.observe import push, write_textfile
 
         if settings.metrics_textfile:
-            write_textfile(settings.metrics_textfile, summary)
+            try:
+                write_textfile(settings.metrics_textfile, summary)
+            except OSError as exc:
+                failure = failure or exc
         if settings.pushgateway:
             grouping = {"shard": str(settings.shard_index or 0)}
             try:
                 push(settings.pushgateway, summary, job=settings.job_name, grouping=grouping)
             except OSError as exc:
                 log.error("could not push metrics to %s: %s", settings.pushgateway, exc)
+    if failure is not None:
+        raise failure
 
 
 def format_summary(summary: dict[str, Any]) -> str:
     lat = summary.get("latency_ms", {})
+    stopped = summary.get("stopped")
     lines = [
-        "batchrek summary",
+        "batchrek summary" + (" (stopped before the end of the manifest)" if stopped else ""),
         f"  pairs:      {summary.get('ok', 0) + summary.get('failed', 0)} "
         f"(ok {summary.get('ok', 0)}, failed {summary.get('failed', 0)}, "
         f"skipped {summary.get('skipped', 0)})",
@@ -97,12 +100,42 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             "  failed by code: " + ", ".join(f"{k} {v}" for k, v in sorted(failed_by.items()))
         )
+    lines += _earlier_lines(summary.get("resume") or {})
     verdict = summary.get("verdict") or {}
     if verdict:
         lines.append(f"  limited by: {verdict.get('limiter')}: {verdict.get('explanation')}")
         if verdict.get("flag"):
             lines.append(f"  try: {verdict['flag']}")
+    if stopped:
+        lines.append(_stopped_line(stopped))
     return "\n".join(lines)
+
+
+def _earlier_lines(resume: dict[str, Any]) -> list[str]:
+    """What earlier runs left in the output that decides this run's exit code."""
+    lines = []
+    redone = resume.get("failed_redone", 0)
+    if redone:
+        lines.append(f"  redone:     {redone} pairs that had failed in earlier runs")
+    failed = resume.get("failed_earlier", 0)
+    if failed:
+        by_code = resume.get("failed_earlier_by_code") or {}
+        codes = ", ".join(f"{k} {v}" for k, v in sorted(by_code.items()))
+        lines.append(
+            f"  earlier:    {failed} pairs failed in earlier runs ({codes}); they keep "
+            "exit 1: after fixing the cause, rerun with --redo-failed (all) or "
+            "--redo-failed=CODE,CODE"
+        )
+    return lines
+
+
+def _stopped_line(stopped: dict[str, Any]) -> str:
+    left = stopped.get("pairs_left")
+    if left is None:
+        count = "the pairs left are not counted (the manifest's size is not known)"
+    else:
+        count = f"{left} pairs left (estimated from the manifest's line count)"
+    return f"stopped: {count}; rerun with the same -o to finish"
 
 
 async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = None) -> int:
@@ -113,9 +146,29 @@ async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = No
         print(format_plan(plan, price_per_image=settings.price_per_image), file=sys.stderr)
         return 0
     outcome: RunOutcome = await run_batch(settings, stop=stop)
+    export_failed: OSError | None = None
     with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(export_metrics, settings, outcome.summary)
+        try:
+            await anyio.to_thread.run_sync(export_metrics, settings, outcome.summary)
+        except OSError as exc:
+            export_failed = exc
     print(format_summary(outcome.summary), file=sys.stderr)
+    if outcome.error is not None:
+        print(
+            f"batchrek: error: {outcome.error}; stopped billing. The records already "
+            "written are kept: fix it, then rerun with the same -o to finish",
+            file=sys.stderr,
+        )
+    if export_failed is not None:
+        sys.stdout.buffer.write(orjson.dumps(outcome.summary) + b"\n")
+        sys.stdout.flush()
+        reason = export_failed.strerror or str(export_failed)
+        print(
+            f"batchrek: error: cannot write the metrics ({reason}: "
+            f"{export_failed.filename or '?'}); they were printed to stdout instead",
+            file=sys.stderr,
+        )
+        return outcome.error.exit_code if outcome.error is not None else EXIT_OUTPUT_FAILED
     return outcome.exit_code
 
 

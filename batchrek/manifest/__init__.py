@@ -5,7 +5,9 @@
 Formats: JSON Lines (incl. SageMaker Ground Truth ``source-ref``), CSV (with an
 ``image`` header, or headerless ``bucket,key[,version_id]``), plain lists, S3
 Inventory (CSV), an S3 prefix listing and a local directory; any file may be gzip.
-Nothing is loaded whole: memory stays flat for a 10-million-line manifest.
+Nothing is loaded whole: memory stays flat for a 10-million-line manifest, but for
+the set of ids already used (``SeenIds``, ~13 bytes an id), which ``Selection`` keeps
+so that a repeated id becomes a problem instead of a second billed call.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from batchrek.manifest._detect import FORMATS, detect_format
 from batchrek.manifest._images import IMAGE_EXTENSIONS
 from batchrek.manifest._read import read_manifest
+from batchrek.manifest._seen import SeenIds
 from batchrek.manifest._select import Selection, shard_of
 from batchrek.manifest._sources import SourceSyntaxError, parse_source
 from batchrek.manifest._streams import S3ClientLike
@@ -21,6 +24,7 @@ __all__ = [
     "FORMATS",
     "IMAGE_EXTENSIONS",
     "S3ClientLike",
+    "SeenIds",
     "Selection",
     "SourceSyntaxError",
     "detect_format",

@@ -9,6 +9,7 @@ PNG needs only Pillow, which batchrek already depends on.
 from __future__ import annotations
 
 import html
+import io
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
+
+from batchrek.safefile import atomic_write
 
 __all__ = [
     "PNG_CHART_HEIGHT",
@@ -99,12 +102,15 @@ def charts(summary: Mapping[str, Any]) -> list[Chart]:
 
 
 def write_report(metrics_json: Mapping[str, Any], out_path: str) -> None:
-    """Write ``out_path``: a PNG when it ends with .png, otherwise HTML."""
+    """Write ``out_path``: a PNG when it ends with .png, otherwise HTML. Replaced
+    atomically through a new temporary file (``batchrek.safefile``)."""
     if out_path.lower().endswith(".png"):
-        _draw_png(metrics_json).save(out_path, format="PNG")
+        buf = io.BytesIO()
+        _draw_png(metrics_json).save(buf, format="PNG")
+        data = buf.getvalue()
     else:
-        with open(out_path, "w", encoding="utf-8") as f:
-            f.write(render_html(metrics_json))
+        data = render_html(metrics_json).encode("utf-8")
+    atomic_write(out_path, data)
 
 
 # -- scales -----------------------------------------------------------------------------

@@ -7,6 +7,8 @@ line and hands it to a ``Sink``, which batches the lines and makes them durable.
   and fsynced at the pipeline's durability points;
 - ``S3PartSink`` (``s3parts``): ``s3://bucket/prefix/`` as rolling part files, each one
   an object that appears whole or not at all;
+- ``check_paths`` / ``check_s3_output`` (``guard``): before a run reads or writes its
+  output, refuse one that is the manifest, not batchrek's records, or not writable;
 - ``load_resume`` (``resume``): before a rerun writes, index the pairs the existing
   output already holds, repair a torn tail and compact superseded records, so the
   output ends with exactly one record per (id, operation).
@@ -17,16 +19,21 @@ Other packages import from here, never from the modules.
 from __future__ import annotations
 
 from batchrek.output.file import JsonlFileSink, Sink
-from batchrek.output.resume import ResumeIndex, ResumeState, load_resume, pair_key
+from batchrek.output.guard import check_paths, check_s3_output, not_records_reason
+from batchrek.output.resume import RedoFailed, ResumeIndex, ResumeState, load_resume, pair_key
 from batchrek.output.s3parts import S3Client, S3PartSink
 
 __all__ = [
     "JsonlFileSink",
+    "RedoFailed",
     "ResumeIndex",
     "ResumeState",
     "S3Client",
     "S3PartSink",
     "Sink",
+    "check_paths",
+    "check_s3_output",
     "load_resume",
+    "not_records_reason",
     "pair_key",
 ]

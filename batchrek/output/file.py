@@ -13,12 +13,17 @@ What survives, for ``JsonlFileSink``:
   ``flush()``;
 - a node crash or power loss: every record written before the last
   ``flush(durable=True)`` (fsync). The pipeline calls it about once a second, so a
-  crash loses at most about a second of records; resume redoes them.
+  crash loses at most about a second of records; resume redoes them;
+- a write that fails (disk full, file too large, I/O error, permission): the failed
+  batch is cut off again (the file ends in whole records), and the sink raises
+  ``OutputFailed`` from then on, so the run stops billing; everything handed to the OS
+  before stays.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +31,8 @@ from types import TracebackType
 from typing import Protocol, Self
 
 import anyio
+
+from batchrek.errors import OutputFailed
 
 __all__ = ["JsonlFileSink", "Sink", "check_record"]
 
@@ -82,7 +89,7 @@ class JsonlFileSink:
         self._size = 0
         self._unsynced = False  # written since the last fsync
         self._closed = False
-        self._failed: OSError | None = None
+        self._failed: OutputFailed | None = None
         self._lock = anyio.Lock()
         # One thread of our own: batches land in order, and a hop costs ~165 us of
         # process CPU where anyio.to_thread costs ~400 us. At low rates the writer
@@ -106,12 +113,15 @@ class JsonlFileSink:
         await self._drain(durable=durable)
 
     async def aclose(self) -> None:
+        """Lands what is buffered and fsyncs. After a failure (already raised to the
+        writer) it only closes: those records cannot be written."""
         if self._closed:
             return
         # A cancelled run (SIGTERM) must still land what it has: shield the last hop.
         with anyio.CancelScope(shield=True):
             try:
-                await self._drain(durable=True)
+                if self._failed is None:
+                    await self._drain(durable=True)
             finally:
                 self._closed = True
                 self._thread.shutdown(wait=True)  # a hop abandoned by a cancel lands
@@ -143,7 +153,15 @@ class JsonlFileSink:
                 await loop.run_in_executor(self._thread, self._write_batch, batch, count, durable)
 
     def _write_batch(self, batch: bytes, count: int, durable: bool) -> None:
-        """Worker thread: append the batch whole, or roll the file back to before it."""
+        """Worker thread: append the batch whole, or roll the file back to before it.
+        Any ``OSError`` fails the sink for good (``OutputFailed``)."""
+        try:
+            self._write_batch_os(batch, count, durable)
+        except OSError as exc:
+            self._failed = OutputFailed(str(self.path), exc)
+            raise self._failed from exc
+
+    def _write_batch_os(self, batch: bytes, count: int, durable: bool) -> None:
         if self._fd is None:
             self._fd = self._open()
         fd = self._fd
@@ -152,9 +170,9 @@ class JsonlFileSink:
                 view = memoryview(batch)
                 while view:
                     view = view[os.write(fd, view) :]
-            except OSError as exc:  # disk full, I/O error: never leave half a record
-                self._failed = exc
-                os.ftruncate(fd, self._size)
+            except OSError:  # disk full, I/O error: never leave half a record
+                with contextlib.suppress(OSError):  # if even this fails, resume cuts it
+                    os.ftruncate(fd, self._size)
                 raise
             self._size += len(batch)
             self.bytes_written += len(batch)

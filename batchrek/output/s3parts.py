@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import anyio
 
 from batchrek.clock import Clock, SystemClock
+from batchrek.errors import OutputFailed
 from batchrek.output.file import check_record
 from batchrek.s3uri import parse_s3_prefix
 
@@ -193,10 +194,13 @@ class S3PartSink:
                 if close or part.records >= self._part_records or self._aged(part):
                     await self._complete(part)
         except BaseException as exc:
-            self._failed = exc
             self._open = None
             await self._abort(part)
-            raise
+            if not isinstance(exc, Exception):
+                self._failed = exc
+                raise
+            self._failed = OutputFailed(f"s3://{self.bucket}/{part.key}", exc)
+            raise self._failed from exc
 
     async def _upload_part(self, part: _OpenPart) -> None:
         data = bytes(self._buf)

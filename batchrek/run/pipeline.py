@@ -33,11 +33,12 @@ from batchrek.call import (
 )
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
-from batchrek.errors import stopping_error
+from batchrek.errors import OutputFailed, stopping_error
 from batchrek.limits import default_tps
 from batchrek.manifest import read_manifest
 from batchrek.models import Item, ManifestProblem, Result
 from batchrek.observe import RunMetrics, run_progress
+from batchrek.output import ResumeState
 from batchrek.run import streams
 from batchrek.run.dedupe import Deduper
 from batchrek.run.records import MANIFEST_OPERATION, problem_result
@@ -49,12 +50,27 @@ __all__ = ["RunOutcome", "run_batch"]
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
+    """How a run ended. ``failed_pairs`` counts this run's failures and the permanent
+    ones recorded earlier in the same output (they keep exit 1 until redone).
+    ``interrupted``: a stop was asked for (a signal). ``error``: what stopped the run
+    on its own (a failed output write). ``pairs_left``: when stopped, the pairs a
+    rerun still has to do, estimated from the manifest's line count (None: unknown)."""
+
     summary: dict[str, Any]
     failed_pairs: int
     interrupted: bool
+    error: OutputFailed | None = None
+    pairs_left: int | None = None
+
+    @property
+    def stopped(self) -> bool:
+        """The run ended before the end of the manifest."""
+        return self.interrupted or self.error is not None
 
     @property
     def exit_code(self) -> int:
+        if self.error is not None:
+            return self.error.exit_code
         return 1 if self.failed_pairs else 0
 
 
@@ -257,26 +273,72 @@ async def run_batch(
     """Run one batch to the end (or until ``stop`` is set) and return its outcome.
 
     A run-stopping error (``ConfigError``, ``ManifestUnreadable``) surfaces as itself,
-    not wrapped in the task group's ExceptionGroup."""
+    not wrapped in the task group's ExceptionGroup. A failed output write
+    (``OutputFailed``) stops billing at once (the task group is cancelled, in-flight
+    calls with it) and is returned in the outcome, so the summary is still printed."""
     clock = clock or SystemClock()
     ops = settings.build_operations()
     metrics = RunMetrics(clock, [op.method for op in ops])
+    error: OutputFailed | None = None
     async with AsyncExitStack() as stack:
         services = await Services.open(settings, stack)
         run = _Run(settings, services, ops, metrics, clock)
         try:
-            await _drive(run, stop)
-        except BaseExceptionGroup as group:
-            error = stopping_error(group)
-            if error is not None:
-                raise error from None
-            raise
-        await services.sink.flush(durable=True)
+            try:
+                await _drive(run, stop)
+            except BaseExceptionGroup as group:
+                found = stopping_error(group)
+                if found is None:
+                    raise
+                raise found from None
+            await services.sink.aclose()  # the last records land; a failure is caught here
+        except OutputFailed as exc:
+            error = exc  # billing has stopped; the summary still says what was done
     metrics.finish()
     summary = metrics.summary()
-    failed = run.failed + (services.resume.failed if services.resume is not None else 0)
+    resume = services.resume
+    if resume is not None:
+        summary["resume"] = _resume_summary(resume)
     interrupted = stop is not None and stop.is_set()
-    return RunOutcome(summary=summary, failed_pairs=failed, interrupted=interrupted)
+    left = None
+    if interrupted or error is not None:
+        left = _pairs_left(metrics, summary)
+        summary["stopped"] = {
+            "reason": "output_failed" if error is not None else "signal",
+            "error": str(error) if error is not None else None,
+            "pairs_left": left,
+            "pairs_left_is_estimate": left is not None,
+        }
+    return RunOutcome(
+        summary=summary,
+        failed_pairs=run.failed + (resume.failed if resume is not None else 0),
+        interrupted=interrupted,
+        error=error,
+        pairs_left=left,
+    )
+
+
+def _resume_summary(resume: ResumeState) -> dict[str, Any]:
+    """What the output held before this run: pairs skipped as done, and of them the
+    permanent failures (by code) that keep the exit code at 1 until redone."""
+    return {
+        "done_earlier": resume.done,
+        "failed_earlier": resume.failed,
+        "failed_earlier_by_code": dict(resume.failed_by_code),
+        "failed_redone": resume.failed_redone,
+    }
+
+
+def _pairs_left(metrics: RunMetrics, summary: dict[str, Any]) -> int | None:
+    """Pairs a rerun still has to do: this shard's estimated pairs (the manifest's
+    line count; header, blank and comment lines make it a little high) less the pairs
+    finished, skipped or reused. None when the manifest's size is unknown (s3://,
+    gzip, a folder)."""
+    total = metrics.total
+    if total is None:
+        return None
+    finished = sum(int(summary.get(k, 0)) for k in ("ok", "failed", "skipped", "deduplicated"))
+    return max(0, total - finished)
 
 
 async def _drive(run: _Run, stop: anyio.Event | None) -> None:

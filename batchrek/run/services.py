@@ -21,7 +21,15 @@ from aiobotocore.config import AioConfig
 from batchrek.call import botocore_config_kwargs, freeze_user_agent
 from batchrek.config import Settings
 from batchrek.errors import ConfigError
-from batchrek.output import JsonlFileSink, ResumeState, S3PartSink, Sink, load_resume
+from batchrek.output import (
+    JsonlFileSink,
+    ResumeState,
+    S3PartSink,
+    Sink,
+    check_paths,
+    check_s3_output,
+    load_resume,
+)
 from batchrek.prepare import BucketRegions, Fetcher, ImagePool, Preparer, Stager
 
 __all__ = ["Services", "output_for_shard"]
@@ -51,6 +59,17 @@ class Services:
 
     @classmethod
     async def open(cls, settings: Settings, stack: AsyncExitStack) -> Services:
+        """Open everything; before the output is read (resume rewrites it) or anything
+        is billed, refuse an output or metrics path that cannot be used."""
+        output = output_for_shard(settings.output, settings.shard_index, settings.shard_count)
+        if not settings.dry_run:
+            exports = (
+                ("--metrics-out", settings.metrics_out or ""),
+                ("--metrics-textfile", settings.metrics_textfile or ""),
+            )
+            await anyio.to_thread.run_sync(
+                lambda: check_paths(output, manifest=settings.manifest, exports=exports)
+            )
         session = aioboto3.Session(profile_name=settings.profile, region_name=settings.region)
         region = settings.region or session.region_name or "us-east-1"
         config = AioConfig(**botocore_config_kwargs(settings.concurrency))
@@ -104,12 +123,16 @@ class Services:
             oversize=settings.oversize,
             stager=stager,
         )
-        output = output_for_shard(settings.output, settings.shard_index, settings.shard_count)
+        if output.startswith("s3://") and not settings.dry_run:
+            await check_s3_output(s3, output, shard=settings.shard_index or 0)
         resume: ResumeState | None = None
         if settings.resume and not settings.dry_run:
             sharded = (settings.shard_count or 1) > 1
             resume = await load_resume(
-                output, s3=s3, shard=(settings.shard_index or 0) if sharded else None
+                output,
+                s3=s3,
+                shard=(settings.shard_index or 0) if sharded else None,
+                redo_failed=settings.redo_codes(),
             )
         sink: Sink
         if output.startswith("s3://"):

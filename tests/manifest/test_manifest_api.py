@@ -15,6 +15,7 @@ def test_all_names_the_documented_entry_points() -> None:
         "FORMATS",
         "IMAGE_EXTENSIONS",
         "S3ClientLike",
+        "SeenIds",
         "Selection",
         "SourceSyntaxError",
         "detect_format",

@@ -181,10 +181,10 @@ async def test_compact_false_only_reports(tmp_path: Path) -> None:
     assert (out.read_bytes(), state.superseded, state.torn_lines) == (body, 1, 1)
 
 
-async def test_retry_failed_redoes_permanent_errors(tmp_path: Path) -> None:
+async def test_redo_failed_redoes_permanent_errors(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     out.write_bytes(line("a", ok=False) + line("b"))
-    state = await load(out, retry_failed=True)
+    state = await load(out, redo_failed=True)
     assert (("a", "detect_labels") in state, state.redo, out.read_bytes()) == (
         False,
         1,

@@ -7,6 +7,7 @@ import anyio
 import pytest
 
 from batchrek import output
+from batchrek.errors import OutputFailed
 from batchrek.output import JsonlFileSink, Sink, load_resume
 from batchrek.output import file as sinks
 
@@ -147,7 +148,7 @@ async def test_a_failed_batch_is_rolled_back_to_whole_lines(
     monkeypatch.setattr(os, "write", half_then_full_disk)
     sink = JsonlFileSink(out)
     await sink.write(rec(1))
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OutputFailed, match="No space"):
         await sink.flush()
     assert out.read_bytes() == rec(0)
 
@@ -161,9 +162,9 @@ async def test_a_failed_sink_refuses_more_records(
     monkeypatch.setattr(os, "write", full_disk)
     sink = JsonlFileSink(tmp_path / "out.jsonl")
     await sink.write(rec(1))
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OutputFailed, match="No space"):
         await sink.flush()
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OutputFailed, match="No space"):
         await sink.write(rec(2))
 
 
