@@ -14,10 +14,10 @@ What survives, for ``JsonlFileSink``:
 - a node crash or power loss: every record written before the last
   ``flush(durable=True)`` (fsync). The pipeline calls it about once a second, so a
   crash loses at most about a second of records; resume redoes them;
-- a write that fails (disk full, file too large, I/O error, permission): the failed
-  batch is cut off again (the file ends in whole records), and the sink raises
-  ``OutputFailed`` from then on, so the run stops billing; everything handed to the OS
-  before stays.
+- a write that fails (disk full, file too large, I/O error, permission): the whole
+  records the OS took stay, a half record after them is cut off (the file ends in
+  whole records), and the sink raises ``OutputFailed`` from then on, so the run stops
+  billing.
 """
 
 from __future__ import annotations
@@ -166,23 +166,30 @@ class JsonlFileSink:
             self._fd = self._open()
         fd = self._fd
         if batch:
+            written = 0
             try:
-                view = memoryview(batch)
-                while view:
-                    view = view[os.write(fd, view) :]
-            except OSError:  # disk full, I/O error: never leave half a record
+                while written < len(batch):
+                    written += os.write(fd, memoryview(batch)[written:])
+            except OSError:
+                # Disk full, file too large, I/O error: keep the whole records the OS
+                # took (they are billed results) and cut the half record after them.
+                kept = batch.rfind(b"\n", 0, written) + 1
                 with contextlib.suppress(OSError):  # if even this fails, resume cuts it
-                    os.ftruncate(fd, self._size)
+                    os.ftruncate(fd, self._size + kept)
+                    self._note_written(kept, batch[:kept].count(b"\n"))
                 raise
-            self._size += len(batch)
-            self.bytes_written += len(batch)
-            self.records_written += count
-            self.batches += 1
-            self._unsynced = True
+            self._note_written(len(batch), count)
         if durable and self._unsynced:
             os.fsync(fd)
             self.fsyncs += 1
             self._unsynced = False
+
+    def _note_written(self, nbytes: int, records: int) -> None:
+        self._size += nbytes
+        self.bytes_written += nbytes
+        self.records_written += records
+        self.batches += 1
+        self._unsynced = True
 
     def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)

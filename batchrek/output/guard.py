@@ -23,6 +23,7 @@ runs before the output is read for resume and before anything is billed, and rai
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
@@ -92,9 +93,12 @@ def _check_writable(flag: str, path: str, *, probe_bytes: int) -> None:
         where = exc.filename if isinstance(exc.filename, str) else path
         if ".probe-" in os.path.basename(where):  # our probe file: the folder said no
             where = os.path.dirname(where) or "."
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOTDIR, errno.EEXIST):  # makedirs met a file on the way
+            reason = "a part of the path is a file, not a folder"
         raise OutputRefused(
-            f"{flag} {path} cannot be written: {exc.strerror or exc} ({where}); "
-            "fix the path or its permissions, or free space, then rerun"
+            f"{flag} {path} cannot be written: {reason} ({where}); fix the path or its "
+            "permissions, or free space, then rerun"
         ) from None
 
 

@@ -153,6 +153,29 @@ async def test_a_failed_batch_is_rolled_back_to_whole_lines(
     assert out.read_bytes() == rec(0)
 
 
+async def test_whole_records_the_os_took_before_a_failure_stay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(rec(0))
+    real_write = os.write
+    calls = []
+
+    def one_and_a_half_then_full(fd: int, data: memoryview) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:  # the OS takes record 1 and half of record 2
+            return real_write(fd, data[: len(rec(1)) + 5])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", one_and_a_half_then_full)
+    sink = JsonlFileSink(out)
+    for n in (1, 2, 3):
+        await sink.write(rec(n))
+    with pytest.raises(OutputFailed, match="No space"):
+        await sink.flush()
+    assert (out.read_bytes(), sink.records_written) == (rec(0) + rec(1), 1)
+
+
 async def test_a_failed_sink_refuses_more_records(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
