@@ -246,4 +246,3 @@ def test_metrics_that_cannot_be_written_at_the_end_go_to_stdout(
         True,
     )
     assert summary["ok"] == 60
-
