@@ -67,11 +67,11 @@ class SeenIds:
         keys = self._keys[bucket]
         i = bisect_left(keys, key)
         if i < len(keys) and keys[i] == key:
-            return int(self._lines[bucket][i])
+            return self._lines[bucket][i]
         keys.insert(i, key)
         self._lines[bucket].insert(i, line if 0 < line <= _LINE_MAX else 0)
-        self._n += 1
-        if self._n > self.BUCKET_IDS << self._bits:
+        n = self._n = self._n + 1
+        if n > self.BUCKET_IDS << self._bits:
             self._split()
         return None
 
