@@ -11,7 +11,14 @@ detail and may change.
 from importlib.metadata import version as _version
 
 from batchrek.config import Settings, load_settings
-from batchrek.errors import BatchrekError, ConfigError, ItemError, ManifestUnreadable
+from batchrek.errors import (
+    BatchrekError,
+    ConfigError,
+    ItemError,
+    ManifestUnreadable,
+    OutputFailed,
+    OutputRefused,
+)
 from batchrek.models import ErrorInfo, HttpUrl, ImageInput, Item, LocalPath, Result, S3Ref
 from batchrek.run import RunOutcome, run_batch
 
@@ -25,6 +32,8 @@ __all__ = [
     "ItemError",
     "LocalPath",
     "ManifestUnreadable",
+    "OutputFailed",
+    "OutputRefused",
     "Result",
     "RunOutcome",
     "S3Ref",

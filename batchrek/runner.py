@@ -184,8 +184,10 @@ def run_with_signals(start: Callable[[anyio.Event], Awaitable[int]]) -> int:
     A run-stopping ``BatchrekError`` is caught in the task group's body, so it
     surfaces as itself: ``run_batch`` has already unwrapped its own task groups."""
     received: list[signal.Signals] = []
+    finished = False
 
     async def main() -> int:
+        nonlocal finished
         stop = anyio.Event()
         code = EXIT_FAILED  # replaced by the run's own code unless a 2nd signal cut it short
         error: BatchrekError | None = None
@@ -205,6 +207,7 @@ def run_with_signals(start: Callable[[anyio.Event], Awaitable[int]]) -> int:
             tg.start_soon(watch)
             try:
                 code = await start(stop)
+                finished = True
             except BatchrekError as exc:
                 error = exc
             tg.cancel_scope.cancel()
@@ -213,6 +216,12 @@ def run_with_signals(start: Callable[[anyio.Event], Awaitable[int]]) -> int:
         return code
 
     code = anyio.run(main)
+    if received and not finished:  # a second signal: no summary, but say so
+        print(
+            f"batchrek: stopped at once by a second {received[-1].name}; the pairs left "
+            "are not counted; rerun with the same -o to finish",
+            file=sys.stderr,
+        )
     if received:
         return EXIT_SIGNAL.get(received[0], 143)
     return code
