@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from batchrek.call import RUNNABLE
 from batchrek.errors import ConfigError, ManifestUnreadable, OutputFailed
@@ -162,15 +162,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # ``--redo-failed`` takes an optional value, so in ``run --redo-failed m.jsonl``
+        # it swallows the manifest; say so instead of only "manifest is required".
+        if "manifest" in message and any(a.startswith("--redo-failed") for a in sys.argv):
+            message += (
+                " (--redo-failed takes the next word as error codes: put it after the "
+                "manifest, or write --redo-failed=CODES)"
+            )
+        super().error(message)
+
+
 def _parser() -> argparse.ArgumentParser:
     from batchrek.emulator.cli import add_arguments as add_emulator_arguments
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="batchrek",
         description="High-throughput batch processing for Amazon Rekognition Image.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="analyse every image of a manifest")
     _add_run_arguments(run)
