@@ -6,7 +6,7 @@ Formats: JSON Lines (incl. SageMaker Ground Truth ``source-ref``), CSV (with an
 ``image`` header, or headerless ``bucket,key[,version_id]``), plain lists, S3
 Inventory (CSV), an S3 prefix listing and a local directory; any file may be gzip.
 Nothing is loaded whole: memory stays flat for a 10-million-line manifest, but for
-the set of ids already used (``SeenIds``, ~13 bytes an id), which ``Selection`` keeps
+the set of ids already used (``SeenIds``, ~15 bytes an id), which ``Selection`` keeps
 so that a repeated id becomes a problem instead of a second billed call.
 """
 

@@ -9,7 +9,7 @@ An id names one image (the output holds one record per id and operation). A late
 line that repeats an id of this shard becomes a ``ManifestProblem`` naming the first
 line, and is never called: billing it would write a second result for the same pair,
 and the next resume would keep only one of them. Every line of an id lands in the
-same shard, so each shard's own set (``SeenIds``, ~13 bytes an id) sees every repeat.
+same shard, so each shard's own set (``SeenIds``, ~15 bytes an id) sees every repeat.
 """
 
 from __future__ import annotations
