@@ -1,4 +1,4 @@
-"""Which ids a manifest has used so far, and on which line first: about 13 bytes an id.
+"""Which ids a manifest has used so far, and on which line first: about 15 bytes an id.
 
 An id names one image: the output holds one record per (id, operation), so a second
 image under the same id would be billed and then lost at the next resume. The
