@@ -83,6 +83,11 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit", type=int, help="process at most N manifest items")
     p.add_argument(
+        "--ledger",
+        help="a directory or s3://bucket/prefix/ remembering what earlier runs analysed: "
+        "unchanged images are skipped, copies reuse their result, only new work is billed",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_const",
         const=True,
@@ -162,6 +167,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from batchrek.runner import export_current_view
+
+    setup_logging("text", verbose=args.verbose)
+    return export_current_view(
+        args.outputs, args.output, s3_endpoint_url=args.s3_endpoint_url, region=args.region
+    )
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # ``--redo-failed`` takes an optional value, so in ``run --redo-failed m.jsonl``
@@ -201,6 +215,20 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("metrics", help="the --metrics-out JSON of a run")
     report.add_argument("-o", "--output", required=True, help="report.html or report.png")
     report.set_defaults(func=_cmd_report)
+
+    export = sub.add_parser(
+        "export",
+        help="merge nightly outputs into the current result per (id, operation) + labels",
+    )
+    export.add_argument(
+        "outputs", nargs="+", help="outputs, oldest first: .jsonl files or s3://bucket/prefix/"
+    )
+    export.add_argument(
+        "-o", "--output", required=True, help="current.parquet, current.csv or current.sqlite"
+    )
+    export.add_argument("--s3-endpoint-url", help="S3 endpoint (moto, MinIO, ...)")
+    export.add_argument("--region", help="S3 region")
+    export.set_defaults(func=_cmd_export)
     return parser
 
 

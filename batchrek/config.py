@@ -71,6 +71,7 @@ class Settings:
     part_records: int = 10_000
     part_seconds: float = 60.0
     price_per_image: float = 0.001
+    ledger: str | None = None  # a directory or s3://bucket/prefix/: what earlier runs did
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     rates: Mapping[str, float] = field(default_factory=dict)
     bucket_regions: Mapping[str, str] = field(default_factory=dict)

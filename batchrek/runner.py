@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 import anyio
@@ -37,6 +38,7 @@ __all__ = [
     "EXIT_OUTPUT_FAILED",
     "EXIT_SIGNAL",
     "EXIT_USAGE",
+    "export_current_view",
     "export_metrics",
     "format_summary",
     "run_from_settings",
@@ -95,6 +97,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"p99 {lat.get('p99', 0):.0f}, max {lat.get('max', 0):.0f}",
         "  input:      " + ", ".join(f"{k} {v}" for k, v in summary.get("input", {}).items()),
     ]
+    ledger = summary.get("ledger")
+    if ledger:
+        lines.append(
+            f"  ledger:     new {ledger.get('new', 0)}, changed {ledger.get('changed', 0)}, "
+            f"reused {ledger.get('reused', 0)}, unchanged {ledger.get('unchanged', 0)} "
+            f"({ledger.get('entries_loaded', 0)} entries loaded in {ledger.get('load_s', 0):.2f} s)"
+        )
     failed_by = summary.get("failed_by_code") or {}
     if failed_by:
         lines.append(
@@ -170,6 +179,25 @@ async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = No
         )
         return outcome.error.exit_code if outcome.error is not None else EXIT_OUTPUT_FAILED
     return outcome.exit_code
+
+
+def export_current_view(
+    outputs: Sequence[str], dest: str, *, s3_endpoint_url: str | None, region: str | None
+) -> int:
+    """``batchrek export``: merge the outputs, write the tables, say what was written."""
+    from batchrek.export import export_current
+
+    done = anyio.run(
+        partial(export_current, outputs, dest, s3_endpoint_url=s3_endpoint_url, region=region)
+    )
+    print(
+        f"batchrek export: {done.records} records read, {done.pairs} current results, "
+        f"{done.label_rows} label rows",
+        file=sys.stderr,
+    )
+    for path in done.files:
+        print(path)
+    return EXIT_OK
 
 
 def run_until_signalled(settings: Settings) -> int:

@@ -97,6 +97,7 @@ class EmulatorProcess:
         latency_ms: float = 0.0,
         jitter_ms: float = 0.0,
         seed: int = 1,
+        s3_endpoint_url: str | None = None,
         log: Path,
     ) -> None:
         args = [
@@ -117,6 +118,8 @@ class EmulatorProcess:
         ]
         if quota_tps is not None:
             args += ["--quota-tps", str(quota_tps)]
+        if s3_endpoint_url is not None:
+            args += ["--s3-endpoint-url", s3_endpoint_url]
         self._log = log.open("ab")
         self.proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=self._log, env=_child_env(), cwd=ROOT

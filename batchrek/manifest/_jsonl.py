@@ -2,7 +2,8 @@
 
 ``source-ref`` is what SageMaker Ground Truth and Rekognition Custom Labels
 manifests use; every key besides the image and ``id`` (labels, job metadata) is
-carried into ``Item.meta`` untouched, so results can be joined back to them.
+carried into ``Item.meta`` untouched, so results can be joined back to them. For an
+S3 image, ``size`` and ``etag`` (both, as S3 gives them) are taken as the object's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import orjson
 
 from batchrek.manifest._build import make_item, to_source
 from batchrek.manifest._lines import LineParser, LineRejected
-from batchrek.models import Item
+from batchrek.models import Item, S3Ref
 
 __all__ = ["JsonlParser"]
 
@@ -49,7 +50,16 @@ class JsonlParser(LineParser):
             item_id = str(item_id)
         elif type(item_id) is not str:
             raise LineRejected(f"'id' must be a string or an integer, got {_kind(item_id)}")
-        return make_item(item_id, source, None, None, record or None, number)
+        size = etag = None
+        # What S3 says about the object, when the manifest kept it: the ledger's
+        # content identity without a HEAD, and routing without one.
+        if (
+            isinstance(source, S3Ref)
+            and type(record.get("size")) is int
+            and type(record.get("etag")) is str
+        ):
+            size, etag = record.pop("size"), record.pop("etag").strip('"')
+        return make_item(item_id, source, size, etag, record or None, number)
 
     def __repr__(self) -> str:
         return f"JsonlParser(base_dir={self._base_dir!r})"

@@ -82,6 +82,12 @@ class JsonlFileSink:
         self.batches = 0
         self.fsyncs = 0
         self._truncate = truncate
+        # Where records land, for the ledger: the size the file starts at, plus
+        # every record accepted since (written in order, never reordered).
+        self._origin = str(self.path.absolute())
+        self._start = 0 if truncate or not self.path.exists() else self.path.stat().st_size
+        self._accepted = 0
+        self._durable_records = 0
         self._batch_bytes = batch_bytes
         self._buffer: list[bytes] = []
         self._buffered = 0
@@ -104,6 +110,7 @@ class JsonlFileSink:
         check_record(record)
         self._buffer.append(record)
         self._buffered += len(record)
+        self._accepted += len(record)
         if self._buffered >= self._batch_bytes:
             await self._drain(durable=False)
 
@@ -111,6 +118,15 @@ class JsonlFileSink:
         if self._closed:
             return
         await self._drain(durable=durable)
+
+    def position(self) -> tuple[str, int]:
+        """The file and the offset the next record will start at."""
+        return self._origin, self._start + self._accepted
+
+    @property
+    def durable_records(self) -> int:
+        """Records fsynced so far (they survive a crash), in write order."""
+        return self._durable_records
 
     async def aclose(self) -> None:
         """Lands what is buffered and fsyncs. After a failure (already raised to the
@@ -183,6 +199,8 @@ class JsonlFileSink:
             os.fsync(fd)
             self.fsyncs += 1
             self._unsynced = False
+        if durable:
+            self._durable_records = self.records_written
 
     def _note_written(self, nbytes: int, records: int) -> None:
         self._size += nbytes

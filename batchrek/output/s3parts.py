@@ -91,6 +91,7 @@ class _OpenPart:
     key: str
     opened_at: float
     records: int = 0
+    bytes: int = 0
     upload_id: str | None = None
     etags: list[str] = field(default_factory=list)
 
@@ -143,6 +144,7 @@ class S3PartSink:
             part = self._open = self._new_part()
         self._buf += record
         part.records += 1
+        part.bytes += len(record)
         if (
             len(self._buf) >= self._part_bytes
             or part.records >= self._part_records
@@ -150,6 +152,18 @@ class S3PartSink:
         ):
             async with self._lock:
                 await self._progress(close=False)
+
+    def position(self) -> tuple[str, int]:
+        """The part object and the offset the next record will start at."""
+        part = self._open
+        if part is None:
+            return f"s3://{self.bucket}/{self._part_key(self._seq)}", 0
+        return f"s3://{self.bucket}/{part.key}", part.bytes
+
+    @property
+    def durable_records(self) -> int:
+        """Records in completed part files, in write order."""
+        return self.records_written
 
     async def flush(self, *, durable: bool = False) -> None:
         """Complete the open part file if it is ``part_seconds`` old.
@@ -172,8 +186,11 @@ class S3PartSink:
                 if self._failed is None:
                     await self._progress(close=True)
 
+    def _part_key(self, seq: int) -> str:
+        return f"{self.prefix}part-{self.run_stamp}-{self.shard}-{seq:06d}.jsonl"
+
     def _new_part(self) -> _OpenPart:
-        key = f"{self.prefix}part-{self.run_stamp}-{self.shard}-{self._seq:06d}.jsonl"
+        key = self._part_key(self._seq)
         self._seq += 1
         return _OpenPart(key=key, opened_at=self._clock.monotonic())
 

@@ -117,6 +117,10 @@ class ItemPrep:
         """The downloaded route, after the service refused the S3Object."""
         return await self._cached(limits, force_bytes=True)
 
+    async def source_bytes(self) -> bytes:
+        """The image as stored, read once and kept for the calls (the ledger hashes it)."""
+        return await self._read()
+
     async def plan(self, limits: ImageLimits) -> str:
         """The route a real run would take, without transcoding or downloading
         anything that is not local (for --dry-run)."""

@@ -1,7 +1,7 @@
 """One run, wired as an anyio task group. The wiring only: one item's work is
 ``run.work``, the shard and limit filter ``manifest.Selection``.
 
-    manifest ──Item──▶ select (shard, limit) ─▶ resume ──▶ bounded stream ──▶ workers
+    manifest ──Item──▶ select (shard, limit) ─▶ resume or ledger ──▶ bounded stream ──▶ workers
     workers: ItemWorker.process (prepare once, per operation: token, slot, call)
     ──Result──▶ bounded stream ──▶ the one writer (sink)
     ticker: metrics.tick() every second, durable flush, rate/concurrency control
@@ -34,6 +34,7 @@ from batchrek.call import (
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
 from batchrek.errors import OutputFailed, stopping_error
+from batchrek.ledger import known_identity
 from batchrek.limits import default_tps
 from batchrek.manifest import read_manifest
 from batchrek.models import Item, ManifestProblem, Result
@@ -119,6 +120,8 @@ class _Run:
                 max_attempts=settings.max_attempts, deadline_s=settings.item_deadline_s
             ),
             deduper=Deduper(settings.dedupe_cache) if settings.dedupe else None,
+            ledger=services.ledger,
+            s3=services.s3,
             oversize=settings.oversize,
             metrics=metrics,
             clock=clock,
@@ -180,11 +183,15 @@ class _Run:
                 todo = tuple(
                     op for op in self.ops if resume is None or (entry.id, op.method) not in resume
                 )
+                identity = checks = None
+                ledger = self.svc.ledger
+                if ledger is not None and todo and (identity := known_identity(entry)):
+                    todo, checks = ledger.split(entry, todo, identity)  # unchanged: skip
                 for op in self.ops:
                     if op not in todo:
                         self.metrics.skipped(op.method)
                 if todo:
-                    await streams.send(send, Work(entry, todo))
+                    await streams.send(send, Work(entry, todo, identity, checks))
 
     # -- workers --------------------------------------------------------------
 
@@ -213,9 +220,15 @@ class _Run:
         (billed) call that sat in our buffer. fsync is the ticker's job, once a second
         (that bounds what a machine crash, not a process kill, can lose)."""
         sink = self.svc.sink
+        ledger, ledger_sink = self.svc.ledger, self.svc.ledger_sink
         async with recv:
             async for result in streams.items(recv):
-                await sink.write(orjson.dumps(result.to_record()) + b"\n")
+                line = orjson.dumps(result.to_record()) + b"\n"
+                if ledger_sink is not None and ledger is not None:
+                    # Remembered with where it lands; its entry once it is durable.
+                    await ledger_sink.write(line, ledger.keys_of(result))
+                else:
+                    await sink.write(line)
                 if recv.statistics().current_buffer_used == 0:
                     await sink.flush()
 
@@ -291,7 +304,7 @@ async def run_batch(
                 if found is None:
                     raise
                 raise found from None
-            await services.sink.aclose()  # the last records land; a failure is caught here
+            await services.sink.flush(durable=True)  # a failure of the last write lands here
         except OutputFailed as exc:
             error = exc  # billing has stopped; the summary still says what was done
     metrics.finish()
@@ -299,6 +312,11 @@ async def run_batch(
     resume = services.resume
     if resume is not None:
         summary["resume"] = _resume_summary(resume)
+    if services.ledger is not None:
+        summary["ledger"] = {
+            **services.ledger.summary(),
+            "load_s": round(services.ledger_load_s, 3),
+        }
     interrupted = stop is not None and stop.is_set()
     left = None
     if interrupted or error is not None:

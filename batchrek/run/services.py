@@ -21,6 +21,7 @@ from aiobotocore.config import AioConfig
 from batchrek.call import botocore_config_kwargs, freeze_user_agent
 from batchrek.config import Settings
 from batchrek.errors import ConfigError
+from batchrek.ledger import Ledger, LedgerSink, open_ledger, repair_torn_tail
 from batchrek.output import (
     JsonlFileSink,
     ResumeState,
@@ -56,6 +57,9 @@ class Services:
     resume: ResumeState | None
     preparer: Preparer
     output: str
+    ledger: Ledger | None = None
+    ledger_sink: LedgerSink | None = None
+    ledger_load_s: float = 0.0
 
     @classmethod
     async def open(cls, settings: Settings, stack: AsyncExitStack) -> Services:
@@ -125,8 +129,18 @@ class Services:
         )
         if output.startswith("s3://") and not settings.dry_run:
             await check_s3_output(s3, output, shard=settings.shard_index or 0)
+        ledger_run = None
+        if settings.ledger:
+            ledger_run = await open_ledger(
+                settings.ledger,
+                s3=s3,
+                ops=settings.build_operations(),
+                shard=settings.shard_index or 0,
+            )
         resume: ResumeState | None = None
-        if settings.resume and not settings.dry_run:
+        # With a ledger, the ledger is the resume: it knows every durable record of
+        # every earlier run, so the output is never read back.
+        if settings.resume and not settings.dry_run and ledger_run is None:
             sharded = (settings.shard_count or 1) > 1
             resume = await load_resume(
                 output,
@@ -144,7 +158,14 @@ class Services:
                 part_seconds=settings.part_seconds,
             )
         else:
-            sink = JsonlFileSink(output, truncate=not settings.resume)
+            if ledger_run is not None and not settings.dry_run:
+                # Appended to, never truncated (the ledger points into it); a torn last
+                # line is cut so the next record starts where its entry says.
+                await anyio.to_thread.run_sync(repair_torn_tail, output)
+            sink = JsonlFileSink(output, truncate=not settings.resume and ledger_run is None)
+        ledger_sink = None
+        if ledger_run is not None and not settings.dry_run:
+            sink = ledger_sink = LedgerSink(sink, ledger_run.segment)
         stack.push_async_callback(sink.aclose)
         return cls(
             region=region,
@@ -155,4 +176,7 @@ class Services:
             resume=resume,
             preparer=preparer,
             output=output,
+            ledger=ledger_run.ledger if ledger_run is not None else None,
+            ledger_sink=ledger_sink,
+            ledger_load_s=ledger_run.load_s if ledger_run is not None else 0.0,
         )

@@ -4,6 +4,11 @@ paced, bounded, retried call (with the Bytes fallback), and one record each.
     Item ─▶ dedupe claim ─▶ prepare (once per set of limits) ─▶ per operation:
             rate token ─▶ in-flight slot ─▶ call (retried) ─▶ Result ─▶ the writer
 
+With a ledger, the item's content identity comes first (from the manifest, one HEAD,
+or the bytes the call needs anyway); unchanged operations are skipped, a copy's
+result is read back from an earlier output instead of called, and every result is
+stamped with the identity and parameters digest that key it.
+
 Nothing here reads botocore errors: ``call.classify`` translates every exception into
 an ``ErrorInfo`` first.
 """
@@ -34,6 +39,7 @@ from batchrek.call import (
     trim_response,
 )
 from batchrek.clock import Clock
+from batchrek.ledger import Check, Identity, Ledger, Verdict, identify
 from batchrek.models import ErrorInfo, ImageInput, Item, Oversize, Result
 from batchrek.observe import RunMetrics
 from batchrek.prepare import ItemPrep, Preparer, content_key
@@ -55,6 +61,9 @@ class Work:
 
     item: Item
     ops: tuple[Operation, ...]
+    # With a ledger, when the manifest gave the identity: the producer's verdicts.
+    identity: Identity | None = None
+    checks: Mapping[str, Check] | None = None
 
 
 class ItemWorker:
@@ -70,6 +79,8 @@ class ItemWorker:
         concurrency: ConcurrencyController,
         policy: RetryPolicy,
         deduper: Deduper | None,
+        ledger: Ledger | None = None,
+        s3: Any = None,
         oversize: Oversize,
         metrics: RunMetrics,
         clock: Clock,
@@ -81,6 +92,8 @@ class ItemWorker:
         self.concurrency = concurrency
         self.policy = policy
         self.deduper = deduper
+        self.ledger = ledger
+        self.s3 = s3  # for a HEAD when the ledger needs an S3 object's identity
         self.oversize = oversize
         self.metrics = metrics
         self.clock = clock
@@ -97,16 +110,34 @@ class ItemWorker:
         owner = key is not None and not earlier
         published: dict[str, Result] = {}
         prep = self.preparer.for_item(item)
+        ledger = self.ledger
+        ops, identity, checks = work.ops, work.identity, work.checks or {}
         try:
-            for op in work.ops:
+            if ledger is not None and identity is None:
+                identity = await identify(item, s3=self.s3, read_bytes=prep.source_bytes)
+                if identity is not None:
+                    ops, checks = ledger.split(item, ops, identity)
+                    for op in work.ops:
+                        if op not in ops:
+                            self.metrics.skipped(op.method)  # unchanged
+            for op in ops:
                 reused = earlier.get(op.method)
-                if reused is not None:
+                check = checks.get(op.method)
+                copied = None
+                if reused is None and check is not None and check.verdict is Verdict.REUSED:
+                    copied = await self._from_ledger(check, item, op, identity)
+                if copied is not None:
+                    result = copied
+                    self.metrics.deduplicated(op.method)
+                elif reused is not None:
                     result = reused_result(reused, item)
                     self.metrics.deduplicated(op.method)
                 else:
                     result = await self._call(prep, op)
                     if result.done:
                         published[op.method] = result
+                if ledger is not None and identity is not None and copied is None:
+                    result = ledger.stamp(result, identity)
                 if result.status == "error":
                     self.failed += 1
                 self.metrics.record_result(result, self.clock.monotonic() - started)
@@ -119,6 +150,15 @@ class ItemWorker:
                     await _quietly(prep.cleanup)
             else:
                 prep.release()
+
+    async def _from_ledger(
+        self, check: Check, item: Item, op: Operation, identity: Identity | None
+    ) -> Result | None:
+        """An earlier run's record of this content, copied for ``item``; None when it
+        does not read back as the right record (then the pair is analysed)."""
+        if self.ledger is None or identity is None:
+            return None
+        return await self.ledger.reuse(check, item, op, identity)
 
     async def _call(self, prep: ItemPrep, op: Operation) -> Result:
         item = prep.item

@@ -170,6 +170,18 @@ def test_cronjobs_config_file_loads_and_its_grace_period_fits() -> None:
     assert settings.grace_period_s + SHUTDOWN_MARGIN_S <= termination
 
 
+def test_the_nightly_cronjob_and_its_config_use_the_same_s3_ledger() -> None:
+    args = _container(_job_spec("cronjob.yaml"))["args"]
+    settings = load_settings(
+        {"manifest": args[1], "output": _arg(args, "-o")},
+        config_file=str(ROOT / "configs" / "nightly-s3.toml"),
+        environ={},
+    )
+    flag = _arg(args, "--ledger")
+    assert (flag, settings.ledger) == (settings.ledger, flag)
+    assert str(flag).startswith("s3://")
+
+
 # -- the Indexed Job ---------------------------------------------------------------------
 
 

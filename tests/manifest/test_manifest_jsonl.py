@@ -125,3 +125,10 @@ async def test_bad_line_does_not_stop_reading(tmp_path: Path) -> None:
 async def test_problem_id_names_the_line(tmp_path: Path) -> None:
     records = await _read(tmp_path, '{"image": "s3://b/1.jpg"}\nnot json\n')
     assert records[1].id == "manifest-line-2"
+
+
+async def test_an_s3_line_may_carry_the_objects_size_and_etag(tmp_path: Path) -> None:
+    line = '{"image": "s3://b/k.jpg", "size": 12, "etag": "\\"abc\\"", "x": 1}\n'
+    [item] = await _read(tmp_path, line)
+    assert isinstance(item, Item)
+    assert (item.size, item.etag, item.meta) == (12, "abc", {"x": 1})
