@@ -22,6 +22,7 @@ import stat
 import tempfile
 
 __all__ = [
+    "NEW_FILE_MODE",
     "atomic_write",
     "fsync_dir",
     "probe_writable",

@@ -131,3 +131,29 @@ def test_same_file_sees_through_links_and_spellings(tmp_path: Path) -> None:
     names = [tmp_path / "link", tmp_path / "hard", tmp_path / "sub" / ".." / "m.jsonl"]
     assert [same_file(str(n), str(real)) for n in names] == [True, True, True]
     assert same_file(str(tmp_path / "missing"), str(real)) is False
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".sqlite"])
+def test_an_export_through_a_symlink_replaces_its_target_and_leaves_no_temp(
+    tmp_path: Path, suffix: str
+) -> None:
+    import anyio
+    import orjson
+
+    from batchrek.export import export_current
+
+    out = tmp_path / "out.jsonl"
+    record = {"id": "a", "source": "a.jpg", "operation": "detect_labels", "status": "ok"}
+    out.write_bytes(orjson.dumps({**record, "response": {"Labels": []}, "error": None}) + b"\n")
+    real = tmp_path / "exports" / f"current{suffix}"
+    real.parent.mkdir()
+    real.write_bytes(b"last night's export")
+    link = tmp_path / f"current{suffix}"
+    link.symlink_to(real)
+    anyio.run(export_current, [str(out)], str(link))
+    leftovers = [p.name for p in real.parent.iterdir() if p.name.startswith(".")]
+    assert (link.is_symlink(), real.read_bytes() != b"last night's export", leftovers) == (
+        True,
+        True,
+        [],
+    )
