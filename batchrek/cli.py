@@ -3,21 +3,87 @@
 Exit codes: 0 every pair ok; 1 finished with failed pairs; 2 usage, configuration or
 manifest error; 74 an output could not be written during the run; 130 stopped by
 SIGINT; 143 stopped by SIGTERM.
+
+Conventions: ``--version``; ``-v/--verbose`` before or after the subcommand; a usage
+error is one line and a pointer to ``--help`` (not argparse's usage block); with
+``--log-format json`` (or ``BATCHREK_LOG_FORMAT=json``) errors are JSON lines too.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
 
-from batchrek.call import RUNNABLE
+from batchrek.call import RUNNABLE, operation_hint
 from batchrek.errors import ConfigError, ManifestUnreadable, OutputFailed
 from batchrek.observe import setup_logging
-from batchrek.runner import EXIT_OK
+from batchrek.runner import EXIT_OK, EXIT_USAGE
 
 __all__ = ["main"]
+
+_json_errors = False  # set by main from argv and the environment, before parsing
+
+
+def _say_error(prog: str, message: str) -> None:
+    if _json_errors:
+        import logging
+
+        setup_logging("json")
+        logging.getLogger("batchrek").error("%s: %s", prog, message)
+    else:
+        print(f"{prog}: error: {message}", file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line plus where to read more."""
+
+    def error(self, message: str) -> NoReturn:
+        # ``--redo-failed`` takes an optional value, so in ``run --redo-failed m.jsonl``
+        # it swallows the manifest; say so instead of only "manifest is required".
+        if "manifest" in message and any(a.startswith("--redo-failed") for a in sys.argv):
+            message += (
+                " (--redo-failed takes the next word as error codes: put it after the "
+                "manifest, or write --redo-failed=CODES)"
+            )
+        _say_error(self.prog, message)
+        if not _json_errors:
+            print(f"see: {self.prog} --help", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _operations(text: str) -> list[str]:
+    """``--operation detect_labels,detect_text``: a comma list, each one checked."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("no operation named")
+    for name in names:
+        if name not in RUNNABLE:
+            raise argparse.ArgumentTypeError(f"{name!r} is not an operation{operation_hint(name)}")
+    return names
+
+
+def _at_least(low: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
+        return value
+
+    return parse
+
+
+def _version() -> str:
+    try:
+        return version("batchrek")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,10 +96,10 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--operation",
         dest="operations",
-        action="append",
-        choices=RUNNABLE,
-        metavar="OP",
-        help=f"repeatable; one of: {', '.join(RUNNABLE)} (default detect_labels)",
+        action="extend",
+        type=_operations,
+        metavar="OP[,OP]",
+        help=f"repeatable or a comma list; of: {', '.join(RUNNABLE)} (default detect_labels)",
     )
     p.add_argument(
         "--format",
@@ -116,7 +182,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="no live display (periodic log lines stay)",
     )
     p.add_argument("--log-format", choices=("text", "json"), help="log line format")
-    p.add_argument("--log-interval-s", type=float, help="seconds between progress log lines")
+    p.add_argument("--log-interval-s", type=float, help="seconds between progress log lines (>= 1)")
 
 
 _NOT_SETTINGS = {"command", "config", "func", "verbose"}
@@ -152,17 +218,43 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import orjson
 
-    from batchrek.observe import write_report
+    from batchrek.observe import labels_for, report_format, write_report
 
+    report_format(args.output)  # an unknown extension is refused before anything is read
+    docs: list[dict[str, Any]] = []
+    for path in args.metrics:
+        try:
+            with open(path, "rb") as fh:
+                data = orjson.loads(fh.read())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read metrics JSON {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} is not a batchrek metrics document (--metrics-out)")
+        docs.append(data)
     try:
-        with open(args.metrics, "rb") as fh:
-            data = orjson.loads(fh.read())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read metrics JSON {args.metrics}: {exc}") from None
-    try:
-        write_report(data, args.output)
+        if len(docs) == 1:
+            write_report(docs[0], args.output)
+        else:
+            write_report(docs, args.output, labels=labels_for(args.metrics))
     except OSError as exc:
         raise ConfigError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    print(args.output)
+    return EXIT_OK
+
+
+def _cmd_draw(args: argparse.Namespace) -> int:
+    from batchrek.draw import draw_result
+
+    setup_logging("text", verbose=args.verbose)
+    draw_result(
+        args.results,
+        item_id=args.id,
+        operation=args.operation,
+        out_path=args.output,
+        s3_endpoint_url=args.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3"),
+        region=args.region,
+        profile=args.profile,
+    )
     print(args.output)
     return EXIT_OK
 
@@ -176,18 +268,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # ``--redo-failed`` takes an optional value, so in ``run --redo-failed m.jsonl``
-        # it swallows the manifest; say so instead of only "manifest is required".
-        if "manifest" in message and any(a.startswith("--redo-failed") for a in sys.argv):
-            message += (
-                " (--redo-failed takes the next word as error codes: put it after the "
-                "manifest, or write --redo-failed=CODES)"
-            )
-        super().error(message)
-
-
 def _parser() -> argparse.ArgumentParser:
     from batchrek.emulator.cli import add_arguments as add_emulator_arguments
 
@@ -195,29 +275,59 @@ def _parser() -> argparse.ArgumentParser:
         prog="batchrek",
         description="High-throughput batch processing for Amazon Rekognition Image.",
     )
+    parser.add_argument("--version", action="version", version=f"batchrek {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # -v also after the subcommand; SUPPRESS keeps an absent one from undoing a given one.
+    verbose = _Parser(add_help=False)
+    verbose.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="debug logging: routes, retries, rate and concurrency decisions",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="analyse every image of a manifest")
+    run = sub.add_parser("run", parents=[verbose], help="analyse every image of a manifest")
     _add_run_arguments(run)
     run.set_defaults(func=_cmd_run)
 
-    emu = sub.add_parser("emulator", help="serve the local Rekognition emulator")
+    emu = sub.add_parser("emulator", parents=[verbose], help="serve the local Rekognition emulator")
     add_emulator_arguments(emu)
     emu.set_defaults(func=_cmd_emulator)
 
-    demo = sub.add_parser("demo", help="run a real batch over example images, locally")
+    demo = sub.add_parser(
+        "demo", parents=[verbose], help="run a real batch over example images, locally"
+    )
     demo.add_argument("--dir", default="batchrek-demo", help="where to write (batchrek-demo)")
-    demo.add_argument("--count", type=int, default=24, help="how many example images")
+    demo.add_argument(
+        "--count", type=_at_least(1), default=24, help="how many example images (24, >= 1)"
+    )
     demo.set_defaults(func=_cmd_demo)
 
-    report = sub.add_parser("report", help="draw a run's metrics as .html or .png")
-    report.add_argument("metrics", help="the --metrics-out JSON of a run")
+    report = sub.add_parser(
+        "report",
+        parents=[verbose],
+        help="draw a run's metrics, or compare several runs, as .html or .png",
+    )
+    report.add_argument("metrics", nargs="+", help="--metrics-out JSON files (several: compared)")
     report.add_argument("-o", "--output", required=True, help="report.html or report.png")
     report.set_defaults(func=_cmd_report)
 
+    draw = sub.add_parser(
+        "draw", parents=[verbose], help="draw one result's boxes onto its image, to check them"
+    )
+    draw.add_argument("results", help="a results .jsonl file")
+    draw.add_argument("--id", required=True, help="the item id")
+    draw.add_argument("--operation", help="which operation's record (default: the first)")
+    draw.add_argument("-o", "--output", required=True, help="the picture to write (.png)")
+    draw.add_argument("--s3-endpoint-url", help="S3 endpoint for s3:// images")
+    draw.add_argument("--region", help="region for s3:// images")
+    draw.add_argument("--profile", help="AWS profile for s3:// images")
+    draw.set_defaults(func=_cmd_draw)
     export = sub.add_parser(
         "export",
+        parents=[verbose],
         help="merge nightly outputs into the current result per (id, operation) + labels",
     )
     export.add_argument(
@@ -232,12 +342,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _wants_json(argv: Sequence[str]) -> bool:
+    if os.environ.get("BATCHREK_LOG_FORMAT", "").strip().lower() == "json":
+        return True
+    for i, arg in enumerate(argv):
+        if arg == "--log-format=json" or (
+            arg == "--log-format" and i + 1 < len(argv) and argv[i + 1] == "json"
+        ):
+            return True
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    global _json_errors
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _json_errors = _wants_json(argv)
     args = _parser().parse_args(argv)
     try:
         code: int = args.func(args)
     except (ConfigError, ManifestUnreadable, OutputFailed) as exc:
-        print(f"batchrek: error: {exc}", file=sys.stderr)
+        _say_error("batchrek", str(exc))
         return exc.exit_code
     return code
 

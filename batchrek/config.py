@@ -6,13 +6,23 @@ Every setting has one name used in all four layers: ``concurrency`` is
 ``[rates]``, ``[bucket_regions]``) exist only in the file.
 
 Anything that cannot work raises ConfigError naming the setting and the fix; the CLI
-turns that into exit 2 before a single request is made.
+turns that into exit 2 before a single request is made. A message names what the user
+can type: the flag where there is one (``--allow-http (setting allow_http)``), else
+the setting and its variable (``setting http_timeout_s (BATCHREK_HTTP_TIMEOUT_S)``).
+
+Every number is range-checked here, whichever layer set it. Unknown names are errors
+in every layer: a typo in the file (``max_attempt``) or in the environment
+(``BATCHREK_CONCURENCY``) stops the run with a suggestion, because a setting that is
+silently ignored runs a job at a rate or concurrency nobody chose. Every
+``BATCHREK_*`` variable is therefore read as a setting; a wrapper's own variables
+need another prefix.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -25,7 +35,7 @@ from batchrek.errors import ConfigError
 from batchrek.manifest import Selection
 from batchrek.models import Oversize
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["FLAGS", "Settings", "load_settings", "name_for"]
 
 LogFormat = Literal["text", "json"]
 
@@ -59,6 +69,9 @@ class Settings:
     log_interval_s: float = 10.0
     dry_run: bool = False
     limit: int | None = None
+    # An empty manifest (or --limit 0) is exit 2, "no items"; a job that can
+    # legitimately find nothing sets allow_empty = true (or BATCHREK_ALLOW_EMPTY=1).
+    allow_empty: bool = False
     allow_http: bool = False
     http_timeout_s: float = 30.0
     max_source_bytes: int = 100 * 1024 * 1024
@@ -115,6 +128,66 @@ _TABLES = ("params", "rates", "bucket_regions")
 _HINTS = get_type_hints(Settings)
 _FIELDS = {f.name for f in dataclasses.fields(Settings)}
 _SCALARS = sorted(_FIELDS - set(_TABLES) - {"manifest", "output"})
+
+# The flag of each setting that has one (cli defines them; a test keeps both in step).
+FLAGS: Mapping[str, str] = {
+    "output": "-o",
+    "operations": "--operation",
+    "manifest_format": "--format",
+    "region": "--region",
+    "profile": "--profile",
+    "endpoint_url": "--endpoint-url",
+    "s3_endpoint_url": "--s3-endpoint-url",
+    "concurrency": "--concurrency",
+    "rate": "--rate",
+    "max_attempts": "--max-attempts",
+    "item_deadline_s": "--item-deadline-s",
+    "resume": "--no-resume",
+    "redo_failed": "--redo-failed",
+    "dedupe": "--no-dedupe",
+    "oversize": "--oversize",
+    "staging_bucket": "--staging-bucket",
+    "allow_http": "--allow-http",
+    "limit": "--limit",
+    "ledger": "--ledger",
+    "dry_run": "--dry-run",
+    "shard_index": "--shard-index",
+    "shard_count": "--shard-count",
+    "grace_period_s": "--grace-period-s",
+    "metrics_out": "--metrics-out",
+    "metrics_textfile": "--metrics-textfile",
+    "pushgateway": "--pushgateway",
+    "job_name": "--job-name",
+    "progress": "--no-progress",
+    "log_format": "--log-format",
+    "log_interval_s": "--log-interval-s",
+}
+
+# Ranges: (minimum, whether the minimum itself is allowed). Floats must be finite.
+_RANGES: Mapping[str, tuple[float, bool]] = {
+    "concurrency": (1, True),
+    "max_attempts": (1, True),
+    "item_deadline_s": (0, False),
+    "dedupe_cache": (1, True),
+    "log_interval_s": (1.0, True),  # at most one progress line a second
+    "limit": (0, True),
+    "http_timeout_s": (0, False),
+    "max_source_bytes": (1, True),
+    "shard_index": (0, True),
+    "shard_count": (1, True),
+    "grace_period_s": (0, True),
+    "part_records": (1, True),
+    "part_seconds": (0, False),
+    "price_per_image": (0, True),
+}
+
+
+def name_for(setting: str) -> str:
+    """How a message names a setting: the flag a user can type, and the setting."""
+    flag = FLAGS.get(setting)
+    if flag is not None:
+        return f"{flag} (setting {setting})"
+    return f"setting {setting} (BATCHREK_{setting.upper()})"
 
 
 def _suggest(name: str) -> str:
@@ -221,6 +294,22 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         name = key[len("BATCHREK_") :].lower()
         if name in _SCALARS:
             out[name] = _coerce(name, raw, f"environment {key}")
+        elif name in _TABLES:
+            raise ConfigError(
+                f"environment {key}: [{name}] is a table; set it in the --config file"
+            )
+        elif name in ("manifest", "output"):
+            raise ConfigError(
+                f"environment {key}: the {name} is given on the command line "
+                f"({'MANIFEST' if name == 'manifest' else '-o'}), not in the environment"
+            )
+        else:
+            close = difflib.get_close_matches(name, _SCALARS, n=1)
+            hint = f"; did you mean BATCHREK_{close[0].upper()}?" if close else ""
+            raise ConfigError(
+                f"environment {key}: unknown setting {name!r}{hint} (every BATCHREK_* "
+                "variable is read as a setting)"
+            )
     return out
 
 
@@ -231,38 +320,58 @@ def _check_types(s: Settings) -> None:
         if value is None:
             continue
         coerced = _coerce(name, value, "Settings")
-        if coerced != value or isinstance(coerced, bool) != isinstance(value, bool):
+        same = coerced == value or (coerced != coerced and value != value)  # NaN: ranges
+        if not same or isinstance(coerced, bool) != isinstance(value, bool):
             raise ConfigError(f"Settings: {name} must be {_HINTS[name]}, not {value!r}")
+
+
+def _check_ranges(s: Settings) -> None:
+    for name, (low, inclusive) in _RANGES.items():
+        value = getattr(s, name)
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name_for(name)} must be a finite number, not {value}")
+        if value < low or (value == low and not inclusive):
+            bound = f"at least {low:g}" if inclusive else f"more than {low:g}"
+            raise ConfigError(f"{name_for(name)} must be {bound}, not {value:g}")
 
 
 def _validate(s: Settings) -> None:
     if not s.dry_run and not s.output:
         raise ConfigError("no output: pass -o results.jsonl (or s3://bucket/prefix/)")
-    if s.concurrency < 1:
-        raise ConfigError(f"concurrency must be at least 1, not {s.concurrency}")
-    if s.max_attempts < 1:
-        raise ConfigError(f"max_attempts must be at least 1, not {s.max_attempts}")
+    _check_ranges(s)
     if s.rate != "auto":
         try:
             rate = float(s.rate)
         except ValueError:
-            raise ConfigError(f"rate must be 'auto' or a number of TPS, not {s.rate!r}") from None
-        if rate <= 0:
-            raise ConfigError(f"rate must be positive, not {s.rate}")
+            raise ConfigError(
+                f"{name_for('rate')} must be 'auto' or a number of TPS, not {s.rate!r}"
+            ) from None
+        if not rate > 0 or not math.isfinite(rate):
+            raise ConfigError(f"{name_for('rate')} must be a positive number, not {s.rate}")
+    if s.limit == 0 and not s.allow_empty:
+        raise ConfigError(
+            f"no items: {name_for('limit')} 0 selects nothing; set allow_empty = true (or "
+            "BATCHREK_ALLOW_EMPTY=1) if a run with nothing to do is expected"
+        )
     if s.redo_failed is not None:
         _check_redo_failed(s.redo_failed)
-    if s.limit is not None and s.limit < 0:
-        raise ConfigError(f"limit must not be negative, not {s.limit}")
     if s.oversize == "stage" and not (s.staging_bucket or "").startswith("s3://"):
-        raise ConfigError("oversize = stage needs staging_bucket = s3://bucket/prefix/")
+        raise ConfigError(
+            f"{name_for('oversize')} stage needs {name_for('staging_bucket')} s3://bucket/prefix/"
+        )
     if s.shard_count is not None:
-        if s.shard_count < 1:
-            raise ConfigError(f"shard_count must be at least 1, not {s.shard_count}")
         index = s.shard_index or 0
         if not 0 <= index < s.shard_count:
-            raise ConfigError(f"shard_index must be in 0..{s.shard_count - 1}, not {index}")
+            raise ConfigError(
+                f"{name_for('shard_index')} must be in 0..{s.shard_count - 1}, not {index}"
+            )
     elif s.shard_index not in (None, 0):
-        raise ConfigError("shard_index is set but shard_count is not (BATCHREK_SHARD_COUNT)")
+        raise ConfigError(
+            f"{name_for('shard_index')} (or JOB_COMPLETION_INDEX) is {s.shard_index} but "
+            f"{name_for('shard_count')} is not set (BATCHREK_SHARD_COUNT)"
+        )
     unknown_rates = sorted(set(s.rates) - set(RUNNABLE))
     if unknown_rates:
         raise ConfigError(f"[rates] names unknown operation(s): {', '.join(unknown_rates)}")
@@ -279,9 +388,9 @@ def _check_redo_failed(value: str) -> None:
     bad = [c for c in codes if not _ERROR_CODE.fullmatch(c)]
     if bad or not codes:
         raise ConfigError(
-            f"redo_failed takes 'all' or error codes separated by commas (NoSuchKey,"
-            f"AccessDenied), not {value!r}; on the command line put it after the manifest "
-            "or write --redo-failed=CODES"
+            f"{name_for('redo_failed')} takes 'all' or error codes separated by commas "
+            f"(NoSuchKey,AccessDenied), not {value!r}; on the command line put it after "
+            "the manifest or write --redo-failed=CODES"
         )
 
 
@@ -313,7 +422,8 @@ def load_settings(
             continue
         if name not in _FIELDS:
             raise ConfigError(f"internal: flag {name!r} has no setting")
-        merged[name] = value if name in ("manifest", "output") else _coerce(name, value, "flag")
+        where = FLAGS.get(name, "flag")
+        merged[name] = value if name in ("manifest", "output") else _coerce(name, value, where)
     if "region" not in merged:
         env_region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
         if env_region:

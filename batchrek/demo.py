@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -37,8 +38,19 @@ def _write_examples(folder: Path, count: int) -> Path:
         path.write_bytes(data)
         entries.append({"id": path.stem, "image": f"images/{name}", **meta})
 
+    # Exactly ``count`` images: the special examples first (as many as fit), then
+    # photos in every EXIF orientation for the rest.
+    specials: list[tuple[str, Callable[[], bytes], str]] = [
+        ("screenshot.png", lambda: corpus.photo(1280, 800, fmt="PNG"), "png"),
+        ("camera-24mp.jpg", lambda: corpus.noisy_photo(6000, 4000, orientation=6), "oversize"),
+        ("sticker.webp", lambda: corpus.photo(512, 512, fmt="WEBP"), "webp"),
+        ("print-cmyk.jpg", lambda: corpus.cmyk_jpeg(800, 600), "cmyk"),
+        ("broken-truncated.jpg", lambda: corpus.truncated(corpus.photo(800, 600)), "broken"),
+        ("broken-not-an-image.jpg", corpus.text_named_jpg, "broken"),
+    ]
     sizes = [(640, 480), (1024, 768), (480, 640), (1600, 1200), (300, 300)]
-    for i in range(max(0, count - 6)):
+    photos = max(1, count - len(specials)) if count > 0 else 0
+    for i in range(photos):
         w, h = sizes[i % len(sizes)]
         orientation = (i % 8) + 1
         add(
@@ -46,13 +58,8 @@ def _write_examples(folder: Path, count: int) -> Path:
             corpus.photo(w, h, orientation=orientation),
             orientation=orientation,
         )
-    add("screenshot.png", corpus.photo(1280, 800, fmt="PNG"), kind="png")
-    add("camera-24mp.jpg", corpus.noisy_photo(6000, 4000, orientation=6), kind="oversize")
-    add("sticker.webp", corpus.photo(512, 512, fmt="WEBP"), kind="webp")
-    add("print-cmyk.jpg", corpus.cmyk_jpeg(800, 600), kind="cmyk")
-    good = corpus.photo(800, 600)
-    add("broken-truncated.jpg", corpus.truncated(good), kind="broken")
-    add("broken-not-an-image.jpg", corpus.text_named_jpg(), kind="broken")
+    for name, make, kind in specials[: max(0, count - photos)]:
+        add(name, make(), kind=kind)
     manifest = folder / "manifest.jsonl"
     manifest.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in entries))
     return manifest
@@ -71,6 +78,9 @@ def _check(results: Path) -> list[str]:
 
 
 def run_demo(folder: str, *, count: int = 24) -> int:
+    """``count`` example images (at least 1: the CLI checks it) through a real run."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, not {count}")
     # The emulator ignores credentials, but botocore wants some to sign with.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")

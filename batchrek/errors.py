@@ -30,6 +30,8 @@ permanent for the image, or permanent for the run.
     Output writes       batchrek.output (OSError of the file sink, S3 part uploads
                         -> OutputFailed); the paths checked before a run in
                         batchrek.output.guard (OSError, S3 errors -> OutputRefused).
+    `batchrek draw`     batchrek.draw (reading the results and the image, local or
+                        S3: OSError, botocore -> ConfigError).
 """
 
 from __future__ import annotations

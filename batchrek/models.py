@@ -121,12 +121,14 @@ class ErrorInfo:
 
 @dataclass(frozen=True, slots=True)
 class ImageStats:
-    """What an image is: its container format, byte size and displayed dimensions."""
+    """What an image is: its container format, byte size, displayed dimensions and the
+    EXIF orientation that turns its stored pixels into the displayed ones."""
 
     format: str
     bytes: int
     width: int
     height: int
+    orientation: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -134,7 +136,13 @@ class ImageStats:
             "bytes": self.bytes,
             "width": self.width,
             "height": self.height,
+            "orientation": self.orientation,
         }
+
+    def displayed(self) -> dict[str, int]:
+        """The record's ``image``: what a box's ratios are relative to, and how to
+        map them onto the stored pixels."""
+        return {"width": self.width, "height": self.height, "orientation": self.orientation}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +161,10 @@ class ImageInput:
             return None
         return {"from": self.original.as_dict(), "to": self.sent.as_dict()}
 
+    def image_record(self) -> dict[str, int] | None:
+        """What was sent, as displayed (None: an S3Object batchrek never read)."""
+        return None if self.sent is None else self.sent.displayed()
+
 
 @dataclass(frozen=True, slots=True)
 class Result:
@@ -170,6 +182,9 @@ class Result:
     meta: Mapping[str, Any] | None = None
     transcode: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The sent image as displayed ({width, height, orientation}); None when batchrek
+    # sent an S3Object it never read. Only for records whose request was sent.
+    image: Mapping[str, int] | None = None
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -185,6 +200,8 @@ class Result:
         }
         if self.meta:
             record["meta"] = dict(self.meta)
+        if self.input != "none":
+            record["image"] = dict(self.image) if self.image is not None else None
         if self.transcode:
             record["transcode"] = dict(self.transcode)
         record.update(self.extra)

@@ -29,6 +29,7 @@ import orjson
 
 from batchrek.config import Settings
 from batchrek.errors import EXIT_OUTPUT_FAILED, BatchrekError
+from batchrek.observe import fmt, history_lines, log_summary, verdict_lines, with_history
 from batchrek.run import RunOutcome, run_batch
 from batchrek.safefile import atomic_write
 
@@ -54,7 +55,8 @@ EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 def export_metrics(settings: Settings, summary: dict[str, Any]) -> None:
     """--metrics-out, --metrics-textfile and --pushgateway; a failed push is logged,
     never fatal (the results are what matter). A file that cannot be written raises
-    ``OSError`` (after the other exports were tried)."""
+    ``OSError`` (after the other exports were tried). Files are replaced atomically
+    through a new temporary file (``batchrek.safefile``)."""
     failure: OSError | None = None
     if settings.metrics_out:
         try:
@@ -89,8 +91,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  pairs:      {summary.get('ok', 0) + summary.get('failed', 0)} "
         f"(ok {summary.get('ok', 0)}, failed {summary.get('failed', 0)}, "
         f"skipped {summary.get('skipped', 0)})",
-        f"  elapsed:    {summary.get('elapsed_s', 0):.1f} s, "
-        f"{summary.get('throughput_per_s', 0):.1f} pairs/s",
+        f"  elapsed:    {fmt(summary.get('elapsed_s', 0))} s, "
+        f"{fmt(summary.get('throughput_per_s', 0))} pairs/s",
         f"  requests:   {summary.get('requests', 0)} "
         f"(retries {summary.get('retries', 0)}, throttled {summary.get('throttled', 0)})",
         f"  latency ms: p50 {lat.get('p50', 0):.0f}, p90 {lat.get('p90', 0):.0f}, "
@@ -110,11 +112,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             "  failed by code: " + ", ".join(f"{k} {v}" for k, v in sorted(failed_by.items()))
         )
     lines += _earlier_lines(summary.get("resume") or {})
-    verdict = summary.get("verdict") or {}
-    if verdict:
-        lines.append(f"  limited by: {verdict.get('limiter')}: {verdict.get('explanation')}")
-        if verdict.get("flag"):
-            lines.append(f"  try: {verdict['flag']}")
+    lines += history_lines(summary)
+    lines += verdict_lines(summary.get("verdict") or {})
     if stopped:
         lines.append(_stopped_line(stopped))
     return "\n".join(lines)
@@ -147,38 +146,71 @@ def _stopped_line(stopped: dict[str, Any]) -> str:
     return f"stopped: {count}; rerun with the same -o to finish"
 
 
+def _say_error(settings: Settings, message: str) -> None:
+    """One error line after the summary: text on stderr, or a JSON log line."""
+    if settings.log_format == "json":
+        log.error("batchrek: %s", message)
+    else:
+        print(f"batchrek: error: {message}", file=sys.stderr, flush=True)
+
+
 async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = None) -> int:
     if settings.dry_run:
         from batchrek.run import dry_run, format_plan
 
         plan = await dry_run(settings)
-        print(format_plan(plan, price_per_image=settings.price_per_image), file=sys.stderr)
+        # stdout: the plan is the command's output, to pipe or save.
+        print(format_plan(plan, price_per_image=settings.price_per_image), flush=True)
         return 0
     outcome: RunOutcome = await run_batch(settings, stop=stop)
-    export_failed: OSError | None = None
     with anyio.CancelScope(shield=True):
+        previous = await anyio.to_thread.run_sync(_previous_metrics, settings)
+        summary = with_history(
+            outcome.summary,
+            previous,
+            interrupted=outcome.interrupted,
+            exit_code=None if outcome.interrupted else outcome.exit_code,
+        )
         try:
-            await anyio.to_thread.run_sync(export_metrics, settings, outcome.summary)
+            await anyio.to_thread.run_sync(export_metrics, settings, summary)
+            export_failed: OSError | None = None
         except OSError as exc:
             export_failed = exc
-    print(format_summary(outcome.summary), file=sys.stderr)
+    log_summary(summary, format_summary(summary), as_json=settings.log_format == "json")
     if outcome.error is not None:
-        print(
-            f"batchrek: error: {outcome.error}; stopped billing. The records already "
-            "written are kept: fix it, then rerun with the same -o to finish",
-            file=sys.stderr,
+        _say_error(
+            settings,
+            f"{outcome.error}; stopped billing. The records already written are kept: "
+            "fix it, then rerun with the same -o to finish",
         )
     if export_failed is not None:
-        sys.stdout.buffer.write(orjson.dumps(outcome.summary) + b"\n")
+        sys.stdout.buffer.write(orjson.dumps(summary) + b"\n")
         sys.stdout.flush()
         reason = export_failed.strerror or str(export_failed)
-        print(
-            f"batchrek: error: cannot write the metrics ({reason}: "
-            f"{export_failed.filename or '?'}); they were printed to stdout instead",
-            file=sys.stderr,
+        _say_error(
+            settings,
+            f"cannot write the metrics ({reason}: {export_failed.filename or '?'}); "
+            "they were printed to stdout instead",
         )
         return outcome.error.exit_code if outcome.error is not None else EXIT_OUTPUT_FAILED
     return outcome.exit_code
+
+
+def _previous_metrics(settings: Settings) -> dict[str, Any] | None:
+    """The earlier segments' history: the --metrics-out document already at that path
+    (``observe.with_history`` checks that it describes the same output)."""
+    if not settings.metrics_out or not settings.resume:
+        return None
+    try:
+        with open(settings.metrics_out, "rb") as fh:
+            data = orjson.loads(fh.read())
+    except FileNotFoundError:
+        return None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        log.warning("cannot read the earlier %s (%s): the history starts here",
+                    settings.metrics_out, exc)  # fmt: skip
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def export_current_view(

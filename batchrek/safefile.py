@@ -1,9 +1,11 @@
 """Local files written safely: the one place batchrek creates a temporary file or
 replaces a file it does not append to.
 
-- A temporary file is created beside its target with ``O_CREAT | O_EXCL | O_NOFOLLOW``
-  (``tempfile.mkstemp``): it is always a new file of ours, never an existing file or
-  the target of a symlink someone left at that name.
+- A temporary file is created beside its target under a random name with
+  ``O_CREAT | O_EXCL | O_NOFOLLOW``: it is always a new file of ours, never an existing
+  file or the target of a symlink someone left at that name. Its mode is 0666 less
+  the umask, like every file batchrek creates (a node exporter or a dashboard user
+  must be able to read the metrics); a replaced file keeps its own mode.
 - A replacement is a write to such a temporary file, fsync, then ``os.replace`` over the
   target, then fsync of the directory: readers see the old file or the new one, never
   half, and a crash keeps one of them.
@@ -18,11 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
-import tempfile
 
 __all__ = [
-    "NEW_FILE_MODE",
     "atomic_write",
     "fsync_dir",
     "probe_writable",
@@ -31,14 +32,20 @@ __all__ = [
     "write_all",
 ]
 
-NEW_FILE_MODE = 0o644  # readable by a node-exporter or a log shipper running as another user
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def temp_beside(path: str, tag: str) -> tuple[int, str]:
-    """A new, exclusive temporary file in ``path``'s folder: ``.<name>.<tag>-XXXXXXXX.tmp``.
-    Returns its open descriptor and its path."""
+    """A new, exclusive temporary file in ``path``'s folder:
+    ``.<name>.<tag>-<16 hex>.tmp``. Returns its open descriptor and its path."""
     folder, name = os.path.split(path)
-    return tempfile.mkstemp(dir=folder or ".", prefix=f".{name}.{tag}-", suffix=".tmp")
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name}.{tag}-{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, _CREATE, 0o666), tmp
+        except FileExistsError:
+            continue  # taken (by a file or a symlink): another name
+    raise FileExistsError(17, "no free temporary name", os.path.join(folder, f".{name}.{tag}"))
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:
@@ -58,19 +65,20 @@ def fsync_dir(directory: str) -> None:
 
 def atomic_write(path: str, data: bytes) -> None:
     """Replace ``path`` (through a symlink: its target) with ``data``, atomically. A new
-    file gets mode 0644; an existing one keeps its mode."""
+    file gets mode 0666 less the umask; an existing one keeps its mode."""
     target = os.path.realpath(path)
     folder = os.path.dirname(target)
     os.makedirs(folder, exist_ok=True)
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
+        mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
-        mode = NEW_FILE_MODE
+        mode = None
     fd, tmp = temp_beside(target, "write")
     try:
         try:
             write_all(fd, data)
-            os.fchmod(fd, mode)
+            if mode is not None:
+                os.fchmod(fd, mode)
             os.fsync(fd)
         finally:
             os.close(fd)

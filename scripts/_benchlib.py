@@ -472,7 +472,7 @@ def _child_batchrek(spec: dict[str, Any]) -> dict[str, Any]:
                 "throttled",
                 "elapsed_s",
                 "throughput_per_s",
-                "concurrency_limit",
+                "concurrency",
                 "failed_by_code",
                 "cpu_s",
             )

@@ -60,7 +60,7 @@ def test_run_batch_in_process_writes_records_and_returns_the_outcome(
 
 
 def test_settings_are_validated_when_built_directly() -> None:
-    with pytest.raises(ConfigError, match="concurrency must be at least 1"):
+    with pytest.raises(ConfigError, match=r"concurrency\) must be at least 1"):
         Settings(manifest="m.jsonl", output="o.jsonl", concurrency=0)
     with pytest.raises(ConfigError, match="concurrency must be"):
         Settings(manifest="m.jsonl", output="o.jsonl", concurrency="8")  # type: ignore[arg-type]

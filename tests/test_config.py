@@ -80,7 +80,7 @@ def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_rate_must_be_auto_or_a_number() -> None:
-    with pytest.raises(ConfigError, match="rate must be"):
+    with pytest.raises(ConfigError, match=r"--rate \(setting rate\) must be 'auto' or a number"):
         load_settings({**BASE, "rate": "fast"}, environ={})
 
 
@@ -107,3 +107,28 @@ def test_output_is_required_unless_dry_run() -> None:
 def test_shipped_configs_load(name: str) -> None:
     root = Path(__file__).resolve().parent.parent / "configs"
     assert load_settings(BASE, config_file=str(root / name), environ={}).operations
+
+
+def test_an_unknown_environment_variable_is_an_error_with_a_suggestion() -> None:
+    with pytest.raises(ConfigError, match="did you mean BATCHREK_MAX_ATTEMPTS"):
+        load_settings(BASE, environ={"BATCHREK_MAX_ATTEMPT": "3"})
+
+
+def test_a_table_in_the_environment_points_to_the_config_file() -> None:
+    with pytest.raises(ConfigError, match=r"\[rates\] is a table"):
+        load_settings(BASE, environ={"BATCHREK_RATES": "10"})
+
+
+def test_allow_empty_comes_from_the_environment() -> None:
+    settings = load_settings({**BASE, "limit": 0}, environ={"BATCHREK_ALLOW_EMPTY": "1"})
+    assert (settings.allow_empty, settings.limit) == (True, 0)
+
+
+def test_a_range_error_from_the_file_names_the_flag_too(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--item-deadline-s \(setting item_deadline_s\)"):
+        load_settings(BASE, config_file=_file(tmp_path, "item_deadline_s = 0\n"), environ={})
+
+
+def test_a_setting_without_a_flag_is_named_with_its_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"setting http_timeout_s \(BATCHREK_HTTP_TIMEOUT_S\)"):
+        load_settings(BASE, config_file=_file(tmp_path, "http_timeout_s = -1\n"), environ={})

@@ -17,10 +17,15 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_atomic_write_creates_a_readable_file(tmp_path: Path) -> None:
+def _umask() -> int:
+    with open("/proc/self/status") as fh:
+        return int(next(line for line in fh if line.startswith("Umask:")).split()[1], 8)
+
+
+def test_atomic_write_creates_a_file_with_the_usual_mode(tmp_path: Path) -> None:
     target = tmp_path / "deep" / "m.json"
     atomic_write(str(target), b"{}\n")
-    assert (target.read_bytes(), _mode(target)) == (b"{}\n", 0o644)
+    assert (target.read_bytes(), _mode(target)) == (b"{}\n", 0o666 & ~_umask())
 
 
 def test_atomic_write_keeps_an_existing_files_mode(tmp_path: Path) -> None:
@@ -83,7 +88,25 @@ def test_temp_beside_opens_exclusively_without_following_symlinks(
     monkeypatch.setattr(os, "open", spy)
     fd, _ = temp_beside(str(tmp_path / "out.jsonl"), "write")
     os.close(fd)
+    assert seen
     assert all(f & os.O_CREAT and f & os.O_EXCL and f & os.O_NOFOLLOW for f in seen)
+
+
+def test_temp_beside_takes_another_name_when_one_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    names = iter(["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"])
+    monkeypatch.setattr(safefile.secrets, "token_hex", lambda n: next(names))
+    (tmp_path / ".out.jsonl.write-aaaaaaaaaaaaaaaa.tmp").symlink_to(victim)
+    fd, tmp = temp_beside(str(tmp_path / "out.jsonl"), "write")
+    os.write(fd, b"ours")
+    os.close(fd)
+    assert (os.path.basename(tmp), victim.read_bytes()) == (
+        ".out.jsonl.write-bbbbbbbbbbbbbbbb.tmp",
+        b"precious",
+    )
 
 
 def test_probe_makes_the_folder_and_leaves_nothing_else(tmp_path: Path) -> None:

@@ -15,7 +15,13 @@ from batchrek.call.clientspeed import freeze_user_agent
 from batchrek.call.concurrency import ConcurrencyController
 from batchrek.call.control import RateControl
 from batchrek.call.credentials import force_refresh
-from batchrek.call.operations import RUNNABLE, Operation, build_operations, trim_response
+from batchrek.call.operations import (
+    RUNNABLE,
+    Operation,
+    build_operations,
+    operation_hint,
+    trim_response,
+)
 from batchrek.call.ratelimit import ConcurrencyLimit, TokenBucket
 from batchrek.call.retry import (
     Outcome,
@@ -47,5 +53,6 @@ __all__ = [
     "is_quota_throttle",
     "is_throttle",
     "needs_credential_refresh",
+    "operation_hint",
     "trim_response",
 ]

@@ -37,6 +37,7 @@ CUBIC learns a path's capacity from losses:
 
 from __future__ import annotations
 
+import logging
 import math
 from bisect import bisect_left
 from collections import deque
@@ -46,6 +47,8 @@ from typing import Literal, Protocol
 from batchrek.clock import Clock
 
 __all__ = ["AdaptiveRate", "RateSnapshot", "RateTarget"]
+
+log = logging.getLogger("batchrek.call.rate")
 
 Phase = Literal["startup", "recover", "probe"]
 
@@ -204,6 +207,7 @@ class AdaptiveRate:
             self._pause = (now, now + self._pause_s)
             if self._target is not None:
                 self._target.pause_until(now + self._pause_s)
+            log.debug("rate: %d throttles in the last window: pausing %.2f s", bad, self._pause_s)
 
     # -- outputs --------------------------------------------------------------
 
@@ -347,6 +351,13 @@ class AdaptiveRate:
         self._late_throttles = 0
         self.decreases += 1
         self._push(force=True)
+        log.debug(
+            "rate: throttled; the service accepted %.1f req/s, so the rate drops to %.1f "
+            "(decrease %d)",
+            base,
+            self._rate,
+            self.decreases,
+        )
 
     def _push(self, *, force: bool = False) -> None:
         """Hand the rate to the bucket when it moved enough to matter (>0.2%)."""

@@ -8,6 +8,7 @@ requests.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 from batchrek.errors import ConfigError
 from batchrek.limits import OPERATIONS, ImageLimits, limits_for
 
-__all__ = ["RUNNABLE", "Operation", "build_operations", "trim_response"]
+__all__ = ["RUNNABLE", "Operation", "build_operations", "operation_hint", "trim_response"]
 
 # Operations that take one Image and can run over a manifest (CompareFaces takes two).
 RUNNABLE: tuple[str, ...] = tuple(m for m in OPERATIONS if m != "compare_faces")
@@ -85,7 +86,7 @@ def build_operations(
     seen: list[str] = []
     for method in methods:
         if method not in RUNNABLE:
-            raise ConfigError(f"unknown operation {method!r}; choose from: {', '.join(RUNNABLE)}")
+            raise ConfigError(f"unknown operation {method!r}{operation_hint(method)}")
         if method not in seen:
             seen.append(method)
     stray = sorted(set(params) - set(RUNNABLE))
@@ -98,6 +99,18 @@ def build_operations(
         _check_params(method, api_name, op_params)
         ops.append(Operation(method, api_name, op_params, limits_for(api_name)))
     return tuple(ops)
+
+
+def operation_hint(name: str) -> str:
+    """What to say after "unknown operation": the snake_case name of an API name
+    (``DetectLabels`` -> detect_labels), a close match, or the whole list."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.strip()).lower().replace("-", "_")
+    if snake in RUNNABLE:
+        return f"; did you mean {snake}?"
+    close = difflib.get_close_matches(snake, RUNNABLE, n=1)
+    if close:
+        return f"; did you mean {close[0]}?"
+    return f"; choose from: {', '.join(RUNNABLE)}"
 
 
 def trim_response(response: Mapping[str, Any]) -> dict[str, Any]:

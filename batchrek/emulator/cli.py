@@ -55,7 +55,15 @@ async def _serve(settings: EmulatorSettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with Emulator(settings) as emu:
-        print(emu.endpoint_url, flush=True)
+        print(emu.endpoint_url, flush=True)  # stdout: the URL alone, for scripts
+        print(
+            f"batchrek emulator: Rekognition ({settings.region}) at {emu.endpoint_url}; "
+            "any credentials will do (requests must be signed, by anyone), e.g.\n"
+            f"  AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x batchrek run MANIFEST -o OUT "
+            f"--endpoint-url {emu.endpoint_url}",
+            file=sys.stderr,
+            flush=True,
+        )
         await stop.wait()
 
 

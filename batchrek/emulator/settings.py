@@ -62,9 +62,18 @@ class EmulatorSettings:
 
     def changed(self, changes: Mapping[str, Any]) -> EmulatorSettings:
         """A copy with ``changes`` applied; only live fields may change."""
-        unknown = set(changes) - LIVE_FIELDS
+        unknown = sorted(set(changes) - _FIELDS)
         if unknown:
-            raise SettingsError(f"cannot change {sorted(unknown)} at run time")
+            raise SettingsError(
+                f"unknown setting(s): {', '.join(unknown)}; the settings that can change are "
+                f"{', '.join(sorted(LIVE_FIELDS))}"
+            )
+        fixed = sorted(set(changes) - LIVE_FIELDS)
+        if fixed:
+            raise SettingsError(
+                f"cannot change {', '.join(fixed)} at run time (fixed at start-up); the "
+                f"settings that can change are {', '.join(sorted(LIVE_FIELDS))}"
+            )
         values = dict(changes)
         if "quota_overrides" in values:
             values["quota_overrides"] = dict(values["quota_overrides"] or {})
@@ -97,3 +106,5 @@ LIVE_FIELDS = frozenset(
         "seed",
     }
 )
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(EmulatorSettings))

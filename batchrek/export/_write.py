@@ -22,7 +22,7 @@ from typing import Any
 from batchrek.errors import ConfigError
 from batchrek.export._current import RESULT_COLUMNS
 from batchrek.export._labels import LABEL_COLUMNS
-from batchrek.safefile import NEW_FILE_MODE, temp_beside
+from batchrek.safefile import temp_beside
 
 __all__ = ["FORMATS", "export_format", "labels_path", "write_tables"]
 
@@ -59,10 +59,8 @@ def _rows(db: sqlite3.Connection, table: str, columns: Sequence[str]) -> Iterato
 
 
 def _temp(path: str) -> tuple[int, str]:
-    """A new temporary file beside ``path``, readable like any export."""
-    fd, tmp = temp_beside(path, "export")
-    os.fchmod(fd, NEW_FILE_MODE)
-    return fd, tmp
+    """A new temporary file beside ``path`` (mode 0666 less the umask)."""
+    return temp_beside(path, "export")
 
 
 def _write_csv(db: sqlite3.Connection, table: str, columns: Sequence[str], path: str) -> None:

@@ -3,14 +3,22 @@
 Headerless rows are the S3 Batch Operations / S3 Inventory layout, whose keys are
 URL-encoded (``unquote_plus``); a header naming ``bucket`` and ``key`` columns means
 the same layout with names. One record per line: a quoted field cannot span lines.
+
+A first row that is plainly a header (names, where a bucket,key row holds a key
+with a ``/`` or an extension) but names no image column stops the run
+(``ManifestUnreadable``): read as bucket,key it would turn every row into a wrong S3
+reference. So does a first line that is JSON (a JSON Lines file read as CSV). A
+headerless row whose bucket is not a bucket name is one ManifestError record.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from typing import Final
 
+from batchrek.errors import ManifestUnreadable
 from batchrek.manifest._build import decode_key, make_item, make_s3ref, to_source
 from batchrek.manifest._lines import LineParser, LineRejected
 from batchrek.models import Item, Source
@@ -19,6 +27,8 @@ __all__ = ["CsvParser", "split_csv_line"]
 
 _IMAGE_COLUMNS: Final = ("image", "source-ref")
 _VERSION_COLUMNS: Final = ("version_id", "versionid", "version")
+# What S3 accepts as a bucket name (legacy names included, as botocore checks them).
+_BUCKET: Final = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
 
 
 def split_csv_line(line: str) -> list[str]:
@@ -60,8 +70,13 @@ class CsvParser(LineParser):
     def parse_line(self, line: str, number: int) -> Item | None:
         if not line or line.isspace():
             return None
-        fields = split_csv_line(line)
         layout = self._layout
+        if layout is None and line.lstrip().startswith("{"):
+            raise ManifestUnreadable(
+                "the first line is JSON, not CSV: for a JSON Lines manifest use --format "
+                "jsonl (or no --format: it is detected)"
+            )
+        fields = split_csv_line(line)
         if layout is None:
             layout = self._layout = _layout_from(fields)
             if layout is not _HEADERLESS:
@@ -69,6 +84,8 @@ class CsvParser(LineParser):
         if layout.width is None:
             if len(fields) < 2:
                 raise LineRejected("expected bucket,key[,version_id]")
+            if not _BUCKET.fullmatch(fields[0].strip()):
+                raise LineRejected(f"{fields[0].strip()!r} is not an S3 bucket name (bucket,key)")
         elif len(fields) != layout.width:
             raise LineRejected(f"{len(fields)} fields, the header has {layout.width}")
         source: Source
@@ -98,6 +115,13 @@ def _layout_from(first_row: list[str]) -> _Layout:
     names = [cell.strip().lower() for cell in first_row]
     image = next((names.index(name) for name in _IMAGE_COLUMNS if name in names), -1)
     if image < 0 and not ("bucket" in names and "key" in names):
+        if _is_header(first_row):
+            raise ManifestUnreadable(
+                f"the CSV header ({', '.join(c.strip() for c in first_row)}) has no 'image' "
+                "column: name the column of image paths or URIs 'image' (or 'source-ref'), "
+                "or give 'bucket' and 'key' columns (a headerless bucket,key file that starts "
+                "with this row: add the line bucket,key on top)"
+            )
         return _HEADERLESS
     used: set[int] = set()
     bucket = key = -1
@@ -125,3 +149,14 @@ def _layout_from(first_row: list[str]) -> _Layout:
         id=id_column,
         meta=meta,
     )
+
+
+def _is_header(first_row: list[str]) -> bool:
+    """Whether a first row without known column names is still a header: names in
+    every cell, no path in any (``/``), no file name after the first (``.``). A
+    bucket,key row has a key with a ``/`` or an extension; a headerless file whose
+    first key has neither is read as having a header (the message says what to do)."""
+    cells = [cell.strip() for cell in first_row]
+    if not all(cells) or any("/" in cell for cell in cells):
+        return False
+    return not any("." in cell for cell in cells[1:])

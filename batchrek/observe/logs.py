@@ -1,15 +1,22 @@
-"""Logging: human text on a terminal, one JSON object per line for log collectors."""
+"""Logging: human text on a terminal, one JSON object per line for log collectors.
+
+With ``--log-format json`` every line batchrek writes to stderr is a JSON object,
+terminal or not: log records, progress lines, Python warnings (captured into
+logging), errors and the end-of-run summary (``log_summary``). Reports meant to be
+piped (``--dry-run``) go to stdout.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-__all__ = ["JsonFormatter", "setup_logging"]
+__all__ = ["JsonFormatter", "log_summary", "setup_logging"]
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
 
@@ -44,3 +51,22 @@ def setup_logging(fmt: str, *, verbose: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     root.propagate = False
+    warnings = logging.getLogger("py.warnings")
+    if fmt == "json":  # a library's warning must not be the one plain-text line
+        logging.captureWarnings(True)
+        warnings.handlers[:] = [handler]
+        warnings.propagate = False
+    else:
+        logging.captureWarnings(False)
+        warnings.handlers[:] = []
+
+
+def log_summary(summary: Mapping[str, Any], text: str, *, as_json: bool) -> None:
+    """The end-of-run summary: ``text`` on stderr, or with JSON logs one JSON line
+    carrying the summary (without the per-second timeline, which is in
+    ``--metrics-out``)."""
+    if not as_json:
+        print(text, file=sys.stderr, flush=True)
+        return
+    compact = {k: v for k, v in summary.items() if k != "timeline"}
+    logging.getLogger("batchrek.summary").info("summary", extra={"summary": compact})

@@ -16,11 +16,12 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
-from rich.table import Table
+from rich.text import Text
 
 from batchrek.observe.metrics.run import RunMetrics
+from batchrek.observe.numbers import fmt_count, fmt_fixed
 
 __all__ = ["format_duration", "format_line", "render", "run_progress"]
 
@@ -70,51 +71,95 @@ async def _run_live(metrics: RunMetrics, console: Console, refresh_s: float) -> 
 
 
 def format_line(snap: dict[str, Any]) -> str:
-    """One ``key=value`` line a human can scan and a machine can split."""
-    total = snap.get("total")
-    done = snap["done"]
-    done_part = f"{done}/{total} ({done / total:.1%})" if total else f"{done}"
+    """One ``key=value`` line a human can scan and a machine can split; images and
+    (image, operation) pairs counted apart, rates at three significant digits."""
     rates = " ".join(
-        f"rate[{op}]={'unlimited' if r is None else f'{r:g}'}"
+        f"rate[{op}]={'unlimited' if r is None else fmt_fixed(r)}"
         for op, r in snap.get("rate", {}).items()
     )
+    cap = snap.get("concurrency_limit")
     parts = [
-        f"done={done_part}",
-        f"per_s={snap['per_s']:.1f}",
+        f"images={_of(snap.get('images_done', 0), snap.get('images_total'))}",
+        f"pairs={_of(snap['done'], snap.get('total'))}",
+        f"images/s={fmt_fixed(snap.get('images_per_s', 0.0))}",
+        f"pairs/s={fmt_fixed(snap['per_s'])}",
         f"ok={snap['ok']}",
         f"failed={snap['failed']}",
         f"throttled={snap['throttled']}",
         f"retries={snap['retries']}",
-        f"in_flight={snap['in_flight']}",
+        f"in_flight={snap['in_flight']}" + (f"/{cap}" if cap else ""),
         rates,
         f"eta={format_duration(snap.get('eta_s'))}",
     ]
     return " ".join(p for p in parts if p)
 
 
-def render(snap: dict[str, Any]) -> Table:
-    """The live table: one row of headline numbers, one row per operation's rate."""
-    table = Table(title="batchrek", title_justify="left", expand=False)
-    for name in ("done", "images/s", "ok", "failed", "throttled", "in flight", "ETA"):
-        table.add_column(name, justify="right")
-    total = snap.get("total")
-    done = snap["done"]
-    cap = snap.get("concurrency_limit")
-    table.add_row(
-        f"{done:,}/{total:,}" if total else f"{done:,}",
-        f"{snap['per_s']:.1f}",
-        f"[green]{snap['ok']:,}[/]",
-        f"[red]{snap['failed']:,}[/]" if snap["failed"] else "0",
-        f"[yellow]{snap['throttled']:,}[/]" if snap["throttled"] else "0",
-        f"{snap['in_flight']}/{cap}" if cap else str(snap["in_flight"]),
-        format_duration(snap.get("eta_s")),
-    )
-    rates = snap.get("rate", {})
-    if rates:
-        table.caption = "rate: " + ", ".join(
-            f"{op} {'unlimited' if r is None else f'{r:g}/s'}" for op, r in rates.items()
-        )
-    return table
+def _of(done: int, total: int | None) -> str:
+    if not total:
+        return f"{done}"
+    return f"{done}/{total} ({min(done / total, 1.0):.1%})"
+
+
+class _Display:
+    """The live display: a few lines of fields, wrapped between fields to the
+    terminal's width, most important first (the total and the ETA lead), so a narrow
+    terminal loses nothing a user steers by."""
+
+    def __init__(self, snap: dict[str, Any]) -> None:
+        self.snap = snap
+
+    def lines(self) -> list[list[str]]:
+        snap = self.snap
+        images, total = snap.get("images_done", 0), snap.get("images_total")
+        pairs, pairs_total = snap["done"], snap.get("total")
+        share = f" ({min(images / total, 1.0):.1%})" if total else ""
+        cap = snap.get("concurrency_limit")
+        failed, throttled = snap["failed"], snap["throttled"]
+        rates = snap.get("rate", {})
+        return [
+            [
+                "[b]batchrek[/]",
+                f"images {fmt_count(images)}" + (f"/{fmt_count(total)}" if total else "") + share,
+                f"ETA {format_duration(snap.get('eta_s'))}",
+            ],
+            [
+                f"{fmt_fixed(snap.get('images_per_s', 0.0))} images/s",
+                f"pairs {fmt_count(pairs)}" + (f"/{fmt_count(pairs_total)}" if pairs_total else ""),
+                f"{fmt_fixed(snap['per_s'])} pairs/s",
+            ],
+            [
+                f"ok [green]{fmt_count(snap['ok'])}[/]",
+                f"failed [red]{fmt_count(failed)}[/]" if failed else "failed 0",
+                f"throttled [yellow]{fmt_count(throttled)}[/]" if throttled else "throttled 0",
+                f"in flight {snap['in_flight']}" + (f"/{cap}" if cap else ""),
+            ],
+            [
+                f"rate {op} " + ("unlimited" if r is None else f"{fmt_fixed(r)}/s")
+                for op, r in rates.items()
+            ],
+        ]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(20, options.max_width)
+        for fields in self.lines():
+            line = Text()
+            for field in fields:
+                piece = Text.from_markup(field)
+                if line.cell_len and line.cell_len + 2 + piece.cell_len > width:
+                    line.truncate(width, overflow="ellipsis")
+                    yield line
+                    line = Text()
+                elif line.cell_len:
+                    line.append("  ")
+                line.append_text(piece)
+            if line.cell_len:
+                line.truncate(width, overflow="ellipsis")
+                yield line
+
+
+def render(snap: dict[str, Any]) -> _Display:
+    """The live display for one snapshot (a rich renderable)."""
+    return _Display(snap)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -179,7 +179,8 @@ class Fetcher:
     async def http(self, src: HttpUrl) -> bytes:
         if src.url[:5].lower() == "http:" and not self._allow_http:
             raise ItemError(
-                "InsecureUrl", f"plain http is off (set allow_http = true to fetch {src.url})"
+                "InsecureUrl",
+                f"plain http is off: pass --allow-http (setting allow_http) to fetch {src.url}",
             )
         if self._http is None:
             raise ItemError("InternalClientError", "no HTTP session for URL sources")

@@ -17,6 +17,7 @@ the image downloaded and transcoded (a refused call is not billed).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from typing import Any
 
@@ -31,6 +32,8 @@ from batchrek.prepare.regions import BucketRegions
 from batchrek.s3uri import parse_s3_prefix
 
 __all__ = ["ItemPrep", "Preparer", "Stager", "content_key"]
+
+log = logging.getLogger("batchrek.prepare")
 
 _SERVICE_FORMATS = (".jpg", ".jpeg", ".png")
 _OTHER_IMAGE_EXT = (".webp", ".gif", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif")
@@ -169,6 +172,14 @@ class ItemPrep:
                 transcoded=made.transcoded,
                 prepare_s=clock.monotonic() - started,
             )
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "route %s: %s%s%s",
+                    self.item.id,
+                    made.mode,
+                    " (transcoded)" if made.transcoded else "",
+                    " (after the service refused the S3Object)" if force_bytes else "",
+                )
         return self._inputs[key]
 
     async def _route(self, limits: ImageLimits, *, force_bytes: bool) -> ImageInput:

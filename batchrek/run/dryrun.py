@@ -21,6 +21,7 @@ from batchrek.config import Settings
 from batchrek.ledger import Verdict, identify
 from batchrek.manifest import read_manifest
 from batchrek.models import HttpUrl, ManifestProblem
+from batchrek.run.pipeline import no_items
 from batchrek.run.services import Services
 
 __all__ = ["Plan", "dry_run", "format_plan"]
@@ -45,7 +46,13 @@ async def dry_run(settings: Settings) -> Plan:
     async with AsyncExitStack() as stack:
         services = await Services.open(settings, stack)
         entries = read_manifest(settings.manifest, fmt=settings.manifest_format, s3=services.s3)
-        async for entry in settings.selection().select(entries):
+        others = 0
+
+        def other_shard() -> None:
+            nonlocal others
+            others += 1
+
+        async for entry in settings.selection().select(entries, on_other_shard=other_shard):
             if isinstance(entry, ManifestProblem):
                 plan.manifest_problems += 1
                 continue
@@ -73,6 +80,8 @@ async def dry_run(settings: Settings) -> Plan:
                 except Exception as exc:
                     route = f"error ({classify(exc).code})"
                 plan.routes[(op.method, route)] += 1
+    if plan.items + plan.manifest_problems + others == 0:
+        no_items(settings)
     return plan
 
 

@@ -33,7 +33,7 @@ from batchrek.call import (
 )
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
-from batchrek.errors import OutputFailed, stopping_error
+from batchrek.errors import ManifestUnreadable, OutputFailed, stopping_error
 from batchrek.ledger import known_identity
 from batchrek.limits import default_tps
 from batchrek.manifest import read_manifest
@@ -42,11 +42,14 @@ from batchrek.observe import RunMetrics, run_progress
 from batchrek.output import ResumeState
 from batchrek.run import streams
 from batchrek.run.dedupe import Deduper
+from batchrek.run.identity import run_identity
 from batchrek.run.records import MANIFEST_OPERATION, problem_result
 from batchrek.run.services import Services
 from batchrek.run.work import ItemWorker, Work
 
-__all__ = ["RunOutcome", "run_batch"]
+__all__ = ["RunOutcome", "no_items", "run_batch"]
+
+log = logging.getLogger("batchrek.run")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,8 @@ class _Run:
         self.metrics = metrics
         self.clock = clock
         self.controls = _rate_controls(settings, ops, services.region, clock)
+        for method, control in self.controls.items():  # shown from the start, not 1 s in
+            metrics.set_rate(method, control.rate, ceiling=control.ceiling)
         self.inflight_limit = ConcurrencyLimit(settings.concurrency)
         self.concurrency = ConcurrencyController(settings.concurrency, rate=self._total_rate)
         self.inflight_limit.limit = self.concurrency.limit
@@ -192,6 +197,11 @@ class _Run:
                         self.metrics.skipped(op.method)
                 if todo:
                     await streams.send(send, Work(entry, todo, identity, checks))
+                else:
+                    self.metrics.item_finished()
+        m = self.metrics
+        if not self.stopping and m.items + m.manifest_problems + m.shard_filtered_items == 0:
+            no_items(self.s)
 
     # -- workers --------------------------------------------------------------
 
@@ -240,6 +250,8 @@ class _Run:
                 self.metrics.set_rate(method, control.rate, ceiling=control.ceiling)
             limit = self.concurrency.limit
             if limit != self.inflight_limit.limit:
+                log.debug("concurrency: in-flight cap %d -> %d (rate x latency x headroom)",
+                          self.inflight_limit.limit, limit)  # fmt: skip
                 self.inflight_limit.limit = limit
             self.metrics.set_concurrency_limit(limit)
             self.metrics.tick()
@@ -247,6 +259,18 @@ class _Run:
             if now - last_flush >= 1.0:
                 await self.svc.sink.flush(durable=True)
                 last_flush = now
+
+
+def no_items(settings: Settings) -> None:
+    """An empty manifest: exit 2, because a job that finds nothing to do is usually a
+    wrong path or an upstream failure; ``allow_empty`` says it is expected."""
+    if settings.allow_empty:
+        log.warning("no items in %s: nothing to do (allow_empty is set)", settings.manifest)
+        return
+    raise ManifestUnreadable(
+        f"no items: {settings.manifest} lists no images; if that can be normal for this "
+        "job, set allow_empty = true in the --config file (or BATCHREK_ALLOW_EMPTY=1)"
+    )
 
 
 def _count_lines(path: str) -> int | None:
@@ -295,6 +319,15 @@ async def run_batch(
     error: OutputFailed | None = None
     async with AsyncExitStack() as stack:
         services = await Services.open(settings, stack)
+        metrics.describe(
+            run_identity(settings, region=services.region, output=services.output),
+            output={
+                "path": services.output,
+                "resumed": settings.resume,
+                "pairs_done_before": services.resume.done if services.resume is not None else 0,
+            },
+        )
+        metrics.set_capacity(concurrency=settings.concurrency, workers=_width(settings))
         run = _Run(settings, services, ops, metrics, clock)
         try:
             try:
@@ -359,10 +392,14 @@ def _pairs_left(metrics: RunMetrics, summary: dict[str, Any]) -> int | None:
     return max(0, total - finished)
 
 
+def _width(settings: Settings) -> int:
+    """Workers = in-flight slots plus a few more, so preparing the next images
+    overlaps with the calls in flight."""
+    return settings.concurrency + max(4, settings.concurrency // 4)
+
+
 async def _drive(run: _Run, stop: anyio.Event | None) -> None:
-    # Workers = in-flight slots plus a few more, so preparing the next images
-    # overlaps with the calls in flight.
-    width = run.s.concurrency + max(4, run.s.concurrency // 4)
+    width = _width(run.s)
     work_send, work_recv = anyio.create_memory_object_stream[Work | Result](width * 2)
     res_send, res_recv = anyio.create_memory_object_stream[Result](width * 4)
     async with anyio.create_task_group() as outer:
@@ -375,7 +412,8 @@ async def _drive(run: _Run, stop: anyio.Event | None) -> None:
                     run_progress,
                     run.metrics,
                     interval_s=run.s.log_interval_s,
-                    live=run.s.progress,
+                    # JSON logs: every line on stderr is JSON, so no live table.
+                    live=run.s.progress and run.s.log_format != "json",
                     logger=logging.getLogger("batchrek.progress"),
                 )
             )

@@ -28,6 +28,7 @@ def error_result(
         latency_ms=0.0,
         error=info,
         meta=item.meta,
+        image=inp.image_record() if inp is not None else None,
     )
 
 

@@ -110,6 +110,7 @@ class ItemWorker:
         owner = key is not None and not earlier
         published: dict[str, Result] = {}
         prep = self.preparer.for_item(item)
+        prepared: set[int] = set()  # inputs already counted: one preparation, many ops
         ledger = self.ledger
         ops, identity, checks = work.ops, work.identity, work.checks or {}
         try:
@@ -133,7 +134,7 @@ class ItemWorker:
                     result = reused_result(reused, item)
                     self.metrics.deduplicated(op.method)
                 else:
-                    result = await self._call(prep, op)
+                    result = await self._call(prep, op, prepared)
                     if result.done:
                         published[op.method] = result
                 if ledger is not None and identity is not None and copied is None:
@@ -142,6 +143,7 @@ class ItemWorker:
                     self.failed += 1
                 self.metrics.record_result(result, self.clock.monotonic() - started)
                 await streams.send(out, result)
+            self.metrics.item_finished()
         finally:
             if owner and key is not None and deduper is not None:
                 deduper.release(key, published)
@@ -160,13 +162,13 @@ class ItemWorker:
             return None
         return await self.ledger.reuse(check, item, op, identity)
 
-    async def _call(self, prep: ItemPrep, op: Operation) -> Result:
+    async def _call(self, prep: ItemPrep, op: Operation, prepared: set[int]) -> Result:
         item = prep.item
         try:
             inp = await prep.input_for(op.limits)
         except Exception as exc:
             return error_result(item, op, classify(exc), attempts=0)
-        self._observe_prepare(inp)
+        self._observe_prepare(inp, prepared)
         outcome = await self._with_retry(op, inp, item.id)
         attempts = outcome.attempts
         if (
@@ -179,7 +181,7 @@ class ItemWorker:
                 inp = await prep.bytes_for(op.limits)
             except Exception as exc:
                 return error_result(item, op, classify(exc), attempts=attempts)
-            self._observe_prepare(inp)
+            self._observe_prepare(inp, prepared)
             outcome = await self._with_retry(op, inp, item.id)
             attempts += outcome.attempts
         if outcome.error is not None or outcome.value is None:
@@ -197,6 +199,7 @@ class ItemWorker:
             response=trim_response(response),
             meta=item.meta,
             transcode=inp.transcode_record(),
+            image=inp.image_record(),
         )
 
     async def _with_retry(
@@ -206,15 +209,23 @@ class ItemWorker:
             lambda: self._attempt(op, inp, item_id),
             self.policy,
             clock=self.clock,
-            on_retry=lambda _n, info, _delay: self.metrics.retried(op.method, info.code),
+            on_retry=lambda n, info, delay: self._on_retry(op, item_id, n, info, delay),
             before_retry=self._before_retry,
         )
+
+    def _on_retry(self, op: Operation, item_id: str, n: int, info: ErrorInfo, delay: float) -> None:
+        self.metrics.retried(op.method, info.code)
+        log.debug("retry %s %s after %s (attempt %d), in %.2f s", item_id, op.method, info.code,
+                  n, delay)  # fmt: skip
 
     async def _before_retry(self, info: ErrorInfo) -> None:
         if needs_credential_refresh(info):
             await force_refresh(self.rekognition)
 
-    def _observe_prepare(self, inp: ImageInput) -> None:
+    def _observe_prepare(self, inp: ImageInput, prepared: set[int]) -> None:
+        if id(inp) in prepared:
+            return
+        prepared.add(id(inp))
         self.metrics.observe_prepare(inp.prepare_s, transcoded=inp.transcoded, mode=inp.mode)
 
     async def _attempt(

@@ -283,8 +283,8 @@ def test_dry_run_routes_and_prices_without_calling(tmp_path: Path, emu: Any, s3:
         *run_args(manifest, tmp_path / "o.jsonl", emu.endpoint_url, s3.endpoint_url), "--dry-run"
     )
     assert res.code == 0, res.stderr
-    assert "s3object" in res.stderr
-    assert "billable calls: 3" in res.stderr
+    assert "s3object" in res.stdout
+    assert "billable calls: 3" in res.stdout
     assert _total_requests(emu) == 0
 
 

@@ -166,8 +166,8 @@ def test_the_dry_run_prices_only_what_tonight_would_bill(two_nights: TwoNights) 
     )
     res = batchrek(*args, "--ledger", str(bed.ledger), "--dry-run")
     assert (res.code, bed.emu.stats()["total_requests"]) == (0, 0), res.stderr
-    assert "ledger: new 1, changed 0, reused 1, unchanged 11, unknown 0" in res.stderr
-    assert "billable calls: 1, estimated cost: $0.00" in res.stderr
+    assert "ledger: new 1, changed 0, reused 1, unchanged 11, unknown 0" in res.stdout
+    assert "billable calls: 1, estimated cost: $0.00" in res.stdout
 
 
 def test_export_merges_the_nights_into_one_current_result_per_pair(

@@ -161,3 +161,23 @@ def test_an_s3_output_in_a_missing_bucket_is_refused_before_billing(
         *run_args(manifest, "s3://no-such-bucket-here/out/", emu.endpoint_url, s3.endpoint_url)
     )
     _refused(res, emu, says="NoSuchBucket")
+
+
+def test_draw_refuses_to_draw_over_the_image_itself(
+    tmp_path: Path, emu: EmulatorHandle, s3: S3Bed
+) -> None:
+    from batchrek.testing import corpus
+
+    image = tmp_path / "photo.jpg"
+    image.write_bytes(corpus.photo(300, 200))
+    before = image.read_bytes()
+    manifest = tmp_path / "m.txt"
+    manifest.write_text(f"{image}\n")
+    out = tmp_path / "o.jsonl"
+    assert batchrek(*run_args(manifest, out, emu.endpoint_url, s3.endpoint_url)).code == 0
+    res = batchrek("draw", str(out), "--id", str(image), "-o", str(image))
+    assert (res.code, "is the image itself" in res.stderr, image.read_bytes() == before) == (
+        2,
+        True,
+        True,
+    )

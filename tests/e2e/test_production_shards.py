@@ -124,8 +124,8 @@ def _tiny_manifest(folder: Path, n: int = 3) -> Path:
 @pytest.mark.parametrize(
     ("flags", "env", "says"),
     [
-        ([], {"JOB_COMPLETION_INDEX": "1"}, "shard_count is not"),
-        (["--shard-index", "3", "--shard-count", "3"], {}, "shard_index must be in 0..2"),
+        ([], {"JOB_COMPLETION_INDEX": "1"}, "--shard-count (setting shard_count) is not set"),
+        (["--shard-index", "3", "--shard-count", "3"], {}, "shard_index) must be in 0..2"),
         ([], {"JOB_COMPLETION_INDEX": "8", "BATCHREK_SHARD_COUNT": "8"}, "0..7"),
     ],
     ids=["index-without-count", "index-too-big", "env-index-too-big"],

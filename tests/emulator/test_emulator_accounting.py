@@ -77,3 +77,13 @@ def test_unknown_setting_is_refused(emu: EmulatorHandle) -> None:
 def test_impossible_value_is_refused(emu: EmulatorHandle) -> None:
     with pytest.raises(EmulatorControlError):
         emu.configure(fault_rate=2.0)
+
+
+def test_an_unknown_setting_is_named_as_unknown_with_the_known_ones(emu: EmulatorHandle) -> None:
+    with pytest.raises(EmulatorControlError, match=r"unknown setting\(s\): quota;.* quota_tps"):
+        emu.configure(quota=20)
+
+
+def test_a_start_up_setting_is_named_as_fixed(emu: EmulatorHandle) -> None:
+    with pytest.raises(EmulatorControlError, match="cannot change region at run time"):
+        emu.configure(region="eu-west-1")

@@ -33,6 +33,7 @@ def test_module_serves_prints_its_url_and_stops_on_sigterm() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "batchrek.emulator", "--port", "0"],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
     )
@@ -45,7 +46,9 @@ def test_module_serves_prints_its_url_and_stops_on_sigterm() -> None:
     finally:
         process.kill()
         process.wait()
+    hint = process.stderr.read() if process.stderr is not None else ""
     assert (url.startswith("http://127.0.0.1:"), seed, code) == (True, 0, 0)
+    assert "any credentials will do" in hint
 
 
 def test_public_api_is_importable() -> None:

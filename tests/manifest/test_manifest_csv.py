@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from batchrek.errors import ManifestUnreadable
 from batchrek.manifest import read_manifest
 from batchrek.models import HttpUrl, Item, ManifestProblem, S3Ref
 
@@ -134,3 +135,24 @@ async def test_bom_and_crlf_do_not_hide_the_header(tmp_path: Path) -> None:
 async def test_blank_lines_are_skipped(tmp_path: Path) -> None:
     records = await _read(tmp_path, "\nb,a.jpg\n\nb,c.jpg\n")
     assert [r.line for r in records] == [2, 4]
+
+
+async def test_a_header_without_an_image_column_stops_the_run(tmp_path: Path) -> None:
+    with pytest.raises(ManifestUnreadable, match=r"header \(path, label\) has no 'image' column"):
+        await _read(tmp_path, "path,label\nimgs/a.jpg,cat\n")
+
+
+async def test_a_single_column_header_without_image_stops_the_run(tmp_path: Path) -> None:
+    with pytest.raises(ManifestUnreadable, match="no 'image' column"):
+        await _read(tmp_path, "filename\nimgs/a.jpg\n")
+
+
+async def test_json_lines_read_as_csv_say_so(tmp_path: Path) -> None:
+    with pytest.raises(ManifestUnreadable, match="--format jsonl"):
+        await _read(tmp_path, '{"id": "a", "image": "imgs/a.jpg"}\n')
+
+
+async def test_a_headerless_row_whose_bucket_is_a_path_is_a_problem(tmp_path: Path) -> None:
+    [problem] = await _read(tmp_path, "imgs/a.jpg,cat\n")
+    assert isinstance(problem, ManifestProblem)
+    assert problem.reason == "'imgs/a.jpg' is not an S3 bucket name (bucket,key)"

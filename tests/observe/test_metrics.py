@@ -191,14 +191,24 @@ def test_last_success_is_stamped_in_wall_time() -> None:
     assert m.summary()["last_success_unix"] == 1007.0
 
 
-def test_settled_rate_is_the_mean_of_recent_ticks() -> None:
+def test_settled_rate_is_the_median_of_a_short_runs_second_half() -> None:
     clock = FakeClock()
     m = _metrics(clock)
-    for rate in (10.0, 20.0, 30.0):
+    for rate in (60.0, 48.0, 51.0, 40.0, 41.0, 38.0, 40.0, 39.0):  # a search, then held
         m.set_rate("detect_labels", rate)
         clock.advance(1.0)
         m.tick()
-    assert m.summary()["by_operation"]["detect_labels"]["rate"] == 20.0
+    assert m.summary()["by_operation"]["detect_labels"]["rate"] == 40.0
+
+
+def test_settled_rate_is_the_median_of_the_last_minute() -> None:
+    clock = FakeClock()
+    m = _metrics(clock)
+    for second in range(300):
+        m.set_rate("detect_labels", 10.0 if second < 240 else 20.0 + second % 3)
+        clock.advance(1.0)
+        m.tick()
+    assert m.summary()["by_operation"]["detect_labels"]["rate"] == 21.0
 
 
 def test_summary_carries_a_verdict() -> None:
@@ -207,6 +217,7 @@ def test_summary_carries_a_verdict() -> None:
     for _ in range(100):
         _call(m, outcome="throttled")
     clock.advance(10.0)
+    m.tick()
     assert m.summary()["verdict"]["limiter"] == "quota"
 
 
@@ -301,7 +312,65 @@ def test_snapshot_estimates_the_time_left() -> None:
     assert (snap["done"], snap["total"], snap["per_s"], snap["eta_s"]) == (50, 200, 5.0, 30.0)
 
 
-def test_shard_filtered_items_count_as_done_for_every_operation() -> None:
+def test_other_shards_items_are_not_this_shards_progress() -> None:
+    """The total is this shard's share, so another shard's items are not done here."""
     m = _metrics()
+    m.set_total(10)
     m.shard_filtered(3)
-    assert m.done == 6
+    assert (m.done, m.total) == (0, 20)
+
+
+def test_snapshot_counts_images_and_pairs_apart() -> None:
+    clock = FakeClock()
+    m = _metrics(clock)  # two operations: one image is two pairs
+    for _ in range(10):
+        m.record_result(_result(), 0.1)
+        m.record_result(_result("detect_faces"), 0.1)
+        m.item_finished()
+        clock.advance(1.0)
+        m.tick()
+    snap = m.snapshot()
+    assert (snap["images_done"], snap["done"], snap["images_per_s"], snap["per_s"]) == (
+        10, 20, 1.0, 2.0,
+    )  # fmt: skip
+
+
+def test_each_tick_samples_process_cpu_as_cores() -> None:
+    clock = FakeClock()
+    used = iter([0.0, 0.5, 1.4])  # start, then one reading per tick
+    m = RunMetrics(clock, OPS, wall=lambda: 0.0, cpu=lambda: next(used))
+    for _ in range(2):
+        clock.advance(1.0)
+        m.tick()
+    assert [p["cpu_cores"] for p in m.timeline.as_dicts()] == [0.5, 0.9]
+
+
+def test_each_tick_samples_workers_waiting_for_a_token() -> None:
+    clock = FakeClock()
+    m = _metrics(clock)
+    m.observe_token_wait("detect_labels", 3.0)  # 3 s of waiting in 1 s: 3 workers
+    clock.advance(1.0)
+    m.tick()
+    assert m.timeline.as_dicts()[0]["token_wait_workers"] == 3.0
+
+
+def test_in_flight_at_the_concurrency_maximum_is_counted_apart_from_the_live_cap() -> None:
+    clock = FakeClock()
+    m = _metrics(clock)
+    m.set_capacity(concurrency=4, workers=8)
+    m.set_concurrency_limit(2)  # the controller's cap of the moment
+    for _ in range(2):
+        m.attempt_started("detect_labels")
+    clock.advance(1.0)
+    m.tick()
+    conc = m.summary()["concurrency"]
+    assert (conc["at_limit_share"], conc["at_max_share"]) == (1.0, 0.0)
+
+
+def test_summary_names_the_run() -> None:
+    m = _metrics()
+    m.describe({"manifest": "m.jsonl", "concurrency": 8})
+    run = m.summary()["run"]
+    assert (run["manifest"], run["concurrency"], run["started"]) == (
+        "m.jsonl", 8, "1970-01-01T00:16:40Z",
+    )  # fmt: skip

@@ -52,6 +52,9 @@ def _snap(**over: object) -> dict[str, object]:
         "t": 10.0,
         "done": 50,
         "total": 200,
+        "images_done": 25,
+        "images_total": 100,
+        "images_per_s": 2.5,
         "ok": 48,
         "failed": 2,
         "skipped": 0,
@@ -76,8 +79,18 @@ async def _run(clock: _StopAfter, **kw: object) -> RunMetrics:
     return metrics
 
 
-def test_log_line_shows_done_of_total() -> None:
-    assert "done=50/200 (25.0%)" in format_line(_snap())
+def test_log_line_counts_images_and_pairs_apart() -> None:
+    line = format_line(_snap())
+    assert ("images=25/100 (25.0%)" in line, "pairs=50/200 (25.0%)" in line) == (True, True)
+
+
+def test_log_line_rates_are_images_and_pairs_per_second() -> None:
+    line = format_line(_snap())
+    assert ("images/s=2.50" in line, "pairs/s=5.00" in line) == (True, True)
+
+
+def test_log_line_rates_keep_three_significant_digits() -> None:
+    assert "rate[detect_labels]=71.8 " in format_line(_snap(rate={"detect_labels": 71.8149}))
 
 
 def test_log_line_shows_the_eta() -> None:
@@ -85,7 +98,7 @@ def test_log_line_shows_the_eta() -> None:
 
 
 def test_log_line_without_a_total_shows_the_count_only() -> None:
-    assert "done=50 " in format_line(_snap(total=None, eta_s=None))
+    assert "pairs=50 " in format_line(_snap(total=None, images_total=None, eta_s=None))
 
 
 def test_unlimited_rate_is_spelled_out() -> None:
@@ -99,10 +112,34 @@ def test_durations_read_naturally(seconds: float | None, text: str) -> None:
     assert format_duration(seconds) == text
 
 
-def test_live_table_shows_in_flight_against_the_cap() -> None:
-    console = Console(file=io.StringIO(), width=120)
-    console.print(render(_snap()))
-    assert "7/16" in console.file.getvalue()  # type: ignore[attr-defined]
+def _shown(width: int, **over: object) -> str:
+    console = Console(file=io.StringIO(), width=width)
+    console.print(render(_snap(**over)))
+    return console.file.getvalue()  # type: ignore[attr-defined,no-any-return]
+
+
+def test_live_display_shows_in_flight_against_the_cap() -> None:
+    assert "in flight 7/16" in _shown(120)
+
+
+def test_live_display_counts_images_per_second_not_pairs() -> None:
+    shown = _shown(120)
+    assert ("2.50 images/s" in shown, "5.00 pairs/s" in shown) == (True, True)
+
+
+@pytest.mark.parametrize("width", [60, 40])
+def test_a_narrow_terminal_keeps_the_total_and_the_eta(width: int) -> None:
+    shown = _shown(width, images_done=1_234_567, images_total=10_000_000, eta_s=7260)
+    assert ("1,234,567/10,000,000" in shown, "ETA 2h01m" in shown) == (True, True)
+
+
+def test_no_line_of_the_live_display_is_wider_than_the_terminal() -> None:
+    rates = {"detect_labels": 48.0, "detect_moderation_labels": 20.0}
+    shown = _shown(
+        60, images_done=1_234_567, images_total=10_000_000, done=2_469_134, total=20_000_000,
+        rate=rates,
+    )  # fmt: skip
+    assert max(len(line) for line in shown.splitlines()) <= 60
 
 
 @pytest.mark.anyio

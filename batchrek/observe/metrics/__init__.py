@@ -3,6 +3,7 @@
 - ``run.py``: ``RunMetrics``, the recording methods the pipeline calls (each O(1)) and
   the ``snapshot`` / ``summary`` everything else reads.
 - ``operation.py``: one operation's counters (``OpStats``), owned by ``RunMetrics``.
+- ``source.py``: waiting for the manifest and preparing images (``SourceStats``).
 - ``timeline.py``: per-tick samples, merged pairwise when full.
 """
 

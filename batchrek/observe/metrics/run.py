@@ -12,21 +12,25 @@ recorded in seconds and reported in milliseconds (``*_ms``).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from batchrek.clock import Clock
 from batchrek.models import Result
 from batchrek.observe.histogram import Histogram
+from batchrek.observe.metrics.cpu import CpuUsage, LoopCpu
 from batchrek.observe.metrics.operation import OpStats, bump
+from batchrek.observe.metrics.source import SourceStats
 from batchrek.observe.metrics.timeline import MAX_TIMELINE_POINTS, Timeline, per_second
-from batchrek.observe.verdict import VerdictInputs, tuning_verdict
+from batchrek.observe.verdict import tuning_verdict
 
 __all__ = ["RunMetrics"]
 
-_AT_CEILING = 0.98  # a rate within 2 % of its ceiling counts as "at the ceiling"
+_AT_MAX = 0.9  # in flight at 90 % of --concurrency (rounded up) counts as "at the cap"
 
 
 class RunMetrics:
@@ -36,7 +40,9 @@ class RunMetrics:
     monotonic clock cannot give, and time nothing: ``wall`` is read once, at the
     start, to turn clock readings into Unix timestamps for display and export
     (``started_unix``, ``last_success_unix`` for Prometheus); ``cpu`` is process CPU
-    time for the client-CPU verdict. Tests pass fakes for both.
+    time, sampled once per tick for the timeline and the client-CPU verdict (measured,
+    never inferred); ``loop`` is the event loop thread's (run, wait-for-a-core)
+    seconds (``LoopCpu``). Tests pass fakes.
     """
 
     def __init__(
@@ -48,38 +54,47 @@ class RunMetrics:
         # display, and process CPU time.
         wall: Callable[[], float] = time.time,
         cpu: Callable[[], float] = time.process_time,
+        loop: Callable[[], tuple[float, float]] | None = None,
         max_points: int = MAX_TIMELINE_POINTS,
     ) -> None:
         self.clock = clock
         self.operations = tuple(operations)
-        self._wall = wall
-        self._cpu = cpu
         self._start = clock.monotonic()
         self._start_wall = wall()
-        self._start_cpu = cpu()
+        self._cpu = CpuUsage(cpu, loop or LoopCpu())
         self._end: float | None = None
         self._ops = {op: OpStats() for op in self.operations}
         self._timeline = Timeline(self.operations, max_points=max_points)
-        self._recent: deque[tuple[float, int]] = deque(maxlen=11)  # (t, done) per tick
+        # (t, pairs done, images done) per tick: the display's rates over ~10 s
+        self._recent: deque[tuple[float, int, int]] = deque(maxlen=11)
         self.items = 0
         self.manifest_problems = 0
         self.shard_filtered_items = 0
         self.total_items: int | None = None
-        self.concurrency_limit: int | None = None
-        self._prepare = Histogram()
-        self._prepared_by_mode: dict[str, int] = {}
-        self._transcodes = 0
-        self._transcode_s = 0.0
-        self._read_wait = Histogram()
+        self.concurrency_limit: int | None = None  # the live in-flight cap
+        self.concurrency: int | None = None  # --concurrency: the cap's maximum
+        self.workers: int | None = None  # worker tasks (each one item at a time)
+        self.identity: dict[str, Any] = {}
+        self.images_done = 0
+        self._source = SourceStats()
         self._end_to_end = Histogram()
         self._last_ok: float | None = None
         self._ticks = 0
         self._at_cap_ticks = 0
+        self._at_max_ticks = 0
+        self._last_tick_t = 0.0
+        self._failed_retryable = 0
+        self._output: dict[str, Any] = {}
+        self._token_wait_ticked = 0.0
 
     # -- the manifest side ---------------------------------------------------------
 
     def item_read(self) -> None:
         self.items += 1
+
+    def item_finished(self, n: int = 1) -> None:
+        """An image whose every operation is done (called, reused, or resumed)."""
+        self.images_done += n
 
     def manifest_problem(self) -> None:
         self.manifest_problems += 1
@@ -92,18 +107,15 @@ class RunMetrics:
         self._op(op).deduplicated += n
 
     def shard_filtered(self, n: int = 1) -> None:
-        """Items that belong to another shard; they count as done for the ETA."""
+        """Items that belong to another shard (not this shard's work: the total is
+        this shard's share, so they are not counted as done either)."""
         self.shard_filtered_items += n
 
     def observe_read_wait(self, seconds: float) -> None:
-        self._read_wait.record(seconds)
+        self._source.read_wait.record(seconds)
 
     def observe_prepare(self, seconds: float, *, transcoded: bool, mode: str) -> None:
-        self._prepare.record(seconds)
-        bump(self._prepared_by_mode, mode)
-        if transcoded:
-            self._transcodes += 1
-            self._transcode_s += seconds
+        self._source.prepared(seconds, transcoded=transcoded, mode=mode)
 
     # -- the call side -------------------------------------------------------------
 
@@ -140,6 +152,8 @@ class RunMetrics:
         else:
             stats.failed += 1
             bump(stats.failed_by_code, result.error.code if result.error else "Unknown")
+            if result.error is not None and result.error.retryable:
+                self._failed_retryable += 1  # a rerun redoes it
         stats.attempts += result.attempts
         bump(stats.input, result.input)
         stats.end_to_end.record(end_to_end_s)
@@ -156,6 +170,21 @@ class RunMetrics:
 
     def set_concurrency_limit(self, n: int) -> None:
         self.concurrency_limit = n
+
+    def set_capacity(self, *, concurrency: int, workers: int) -> None:
+        """What exists: the in-flight cap's maximum (--concurrency) and the worker
+        tasks. The verdict never counts more workers than these."""
+        self.concurrency = concurrency
+        self.workers = workers
+
+    def describe(
+        self, identity: Mapping[str, Any], *, output: Mapping[str, Any] | None = None
+    ) -> None:
+        """The run's identity (version, manifest, output, settings ...): the ``run``
+        section of the summary, so runs can be told apart and compared; ``output``:
+        {path, resumed, pairs_done_before}, what the output held when the run began."""
+        self.identity = dict(identity)
+        self._output = dict(output or {})
 
     def set_total(self, n: int | None) -> None:
         """The manifest's size in items, when known; the ETA needs it."""
@@ -175,16 +204,17 @@ class RunMetrics:
         self._ticks += 1
         if self.concurrency_limit and in_flight >= self.concurrency_limit:
             self._at_cap_ticks += 1
+        if self.concurrency and in_flight >= math.ceil(_AT_MAX * self.concurrency):
+            self._at_max_ticks += 1
         rates: list[float | None] = []
         for op in self.operations:
             stats = self._ops[op]
             rates.append(stats.rate)
             if stats.rate is not None:
                 stats.recent_rates.append(stats.rate)
-                if stats.ceiling and stats.rate >= _AT_CEILING * stats.ceiling:
-                    stats.at_ceiling_ticks += 1
+                stats.rate_ticks += 1
         done = self.done
-        self._recent.append((t, done))
+        self._recent.append((t, done, self.images_done))
         self._timeline.add(
             t=t,
             done=done,
@@ -194,6 +224,10 @@ class RunMetrics:
             throttled=self._sum("throttled"),
             in_flight=in_flight,
             rates=rates,
+            cpu_s=self._cpu.process_s(),
+            loop_s=sum(self._cpu.loop_s()),
+            token_wait_s=self._token_wait_in_ticks(t),
+            limit=self.concurrency_limit,
         )
 
     # -- reading -----------------------------------------------------------------------
@@ -209,9 +243,8 @@ class RunMetrics:
 
     @property
     def done(self) -> int:
-        """Pairs finished, however: called, resumed, deduplicated or another shard's."""
-        pairs = sum(s.ok + s.failed + s.skipped + s.deduplicated for s in self._ops.values())
-        return pairs + self.shard_filtered_items * len(self.operations)
+        """Pairs finished, however: called, resumed or deduplicated."""
+        return sum(s.ok + s.failed + s.skipped + s.deduplicated for s in self._ops.values())
 
     @property
     def total(self) -> int | None:
@@ -225,14 +258,16 @@ class RunMetrics:
         return self._timeline
 
     def snapshot(self) -> dict[str, Any]:
-        """A cheap view for the progress display and periodic log lines."""
+        """A cheap view for the progress display and periodic log lines: pairs
+        (item, operation) and images counted apart, rates over the last ~10 s."""
         t = self.elapsed
-        done = self.done
+        done, images = self.done, self.images_done
         if len(self._recent) >= 2 and self._recent[-1][0] > self._recent[0][0]:
-            (t0, d0), (t1, d1) = self._recent[0], self._recent[-1]
-            per_s = (d1 - d0) / (t1 - t0)
+            (t0, d0, i0), (t1, d1, i1) = self._recent[0], self._recent[-1]
+            per_s, images_per_s = (d1 - d0) / (t1 - t0), (i1 - i0) / (t1 - t0)
         else:
             per_s = done / t if t > 0 else 0.0
+            images_per_s = images / t if t > 0 else 0.0
         total = self.total
         eta = None
         if total is not None and per_s > 0:
@@ -241,6 +276,8 @@ class RunMetrics:
             "t": round(t, 3),
             "done": done,
             "total": total,
+            "images_done": images,
+            "images_total": self.total_items,
             "ok": self._sum("ok"),
             "failed": self._sum("failed"),
             "skipped": self._sum("skipped"),
@@ -250,6 +287,7 @@ class RunMetrics:
             "in_flight": self.in_flight,
             "concurrency_limit": self.concurrency_limit,
             "per_s": round(per_s, 3),
+            "images_per_s": round(images_per_s, 3),
             "rate": {op: self._ops[op].rate for op in self.operations},
             "eta_s": eta,
         }
@@ -270,18 +308,21 @@ class RunMetrics:
                 failed_by_code[code] = failed_by_code.get(code, 0) + n
             for mode, n in stats.input.items():
                 input_modes[mode] = input_modes.get(mode, 0) + n
-        cpu_s = max(0.0, self._cpu() - self._start_cpu)
         last_ok = (
             None
             if self._last_ok is None
             else round(self._start_wall + (self._last_ok - self._start), 3)
         )
-        return {
+        busy_s = sum(s.busy_s for s in self._ops.values())
+        summary: dict[str, Any] = {
+            "run": self._run_section(elapsed),
             "items": self.items,
+            "images_done": self.images_done,
             "total_items": self.total_items,
             "requests": self._sum("requests"),
             "ok": ok,
             "failed": failed,
+            "failed_retryable": self._failed_retryable,
             "skipped": self._sum("skipped"),
             "deduplicated": self._sum("deduplicated"),
             "shard_filtered": self.shard_filtered_items,
@@ -293,71 +334,47 @@ class RunMetrics:
             "throughput_per_s": per_second(ok + failed, elapsed),
             "latency_ms": latency.summary_ms(),
             "end_to_end_ms": self._end_to_end.summary_ms(),
-            "token_wait_ms": token_wait.summary_ms(),
+            "token_wait_ms": {**token_wait.summary_ms(), "seconds": round(token_wait.sum, 3)},
             "failed_by_code": failed_by_code,
             "input": input_modes,
-            "prepare_ms": {**self._prepare.summary_ms(), "by_mode": dict(self._prepared_by_mode)},
-            "transcodes": {"count": self._transcodes, "seconds": round(self._transcode_s, 3)},
-            "read_wait_ms": {
-                **self._read_wait.summary_ms(),
-                "seconds": round(self._read_wait.sum, 3),
+            **self._source.summary(),
+            "concurrency": {
+                "max": self.concurrency,
+                "workers": self.workers,
+                "limit": self.concurrency_limit,
+                "in_flight_mean": round(busy_s / elapsed, 3) if elapsed > 0 else 0.0,
+                "at_max_share": self._share(self._at_max_ticks),
+                "at_limit_share": self._share(self._at_cap_ticks),
             },
-            "concurrency_limit": self.concurrency_limit,
-            "at_concurrency_cap": self._share(self._at_cap_ticks),
-            "cpu_s": round(cpu_s, 3),
+            "service_busy_s": round(busy_s, 3),
+            **self._cpu.summary(),
             "started_unix": round(self._start_wall, 3),
             "last_success_unix": last_ok,
-            "by_operation": {op: self._op_summary(op, elapsed) for op in self._ops},
+            "by_operation": {op: stats.summary(elapsed) for op, stats in self._ops.items()},
             "timeline": self._timeline.as_dicts(),
-            "verdict": tuning_verdict(self.verdict_inputs(cpu_s=cpu_s)).as_dict(),
+            "output": dict(self._output),
         }
+        summary["verdict"] = tuning_verdict(summary).as_dict()
+        return summary
 
-    def verdict_inputs(self, *, cpu_s: float | None = None) -> VerdictInputs:
-        ops = [self._ops[op] for op in self.operations] or list(self._ops.values())
-        ceilings = [s.ceiling for s in ops]
-        return VerdictInputs(
-            elapsed_s=self.elapsed,
-            requests=self._sum("requests"),
-            throttled=self._sum("throttled"),
-            ok=self._sum("ok"),
-            service_busy_s=sum(s.busy_s for s in self._ops.values()),
-            workers=self.concurrency_limit,
-            at_cap_share=self._share(self._at_cap_ticks),
-            rate_ceiling_tps=(
-                sum(c for c in ceilings if c is not None)
-                if ceilings and None not in ceilings
-                else None
-            ),
-            at_ceiling_share=max((self._share(s.at_ceiling_ticks) for s in ops), default=0.0),
-            token_wait_s=sum(s.token_wait.sum for s in self._ops.values()),
-            prepare_s=self._prepare.sum,
-            prepared=self._prepare.count,
-            read_wait_s=self._read_wait.sum,
-            cpu_s=cpu_s if cpu_s is not None else max(0.0, self._cpu() - self._start_cpu),
-        )
-
-    def _op_summary(self, op: str, elapsed: float) -> dict[str, Any]:
-        s = self._ops[op]
+    def _run_section(self, elapsed: float) -> dict[str, Any]:
+        started = datetime.fromtimestamp(self._start_wall, UTC)
         return {
-            "requests": s.requests,
-            "ok": s.ok,
-            "failed": s.failed,
-            "skipped": s.skipped,
-            "deduplicated": s.deduplicated,
-            "retries": s.retries,
-            "throttled": s.throttled,
-            "attempts": s.attempts,
-            "throughput_per_s": per_second(s.ok + s.failed, elapsed),
-            "failed_by_code": dict(s.failed_by_code),
-            "retries_by_code": dict(s.retries_by_code),
-            "attempt_outcomes": dict(s.outcomes),
-            "input": dict(s.input),
-            "latency_ms": {**s.latency.summary_ms(), "busy_s": round(s.busy_s, 3)},
-            "token_wait_ms": s.token_wait.summary_ms(),
-            "end_to_end_ms": s.end_to_end.summary_ms(),
-            "rate": s.settled_rate(),
-            "rate_ceiling": s.ceiling,
+            **self.identity,
+            "started": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "duration_s": round(elapsed, 3),
         }
+
+    def _token_wait_in_ticks(self, t: float) -> float:
+        """Token waiting for the timeline. A wait is recorded when it ends, so a tick
+        can receive waits that began earlier; no tick gets more than the workers that
+        exist could have waited in it (the rest carries to the next)."""
+        total = sum(s.token_wait.sum for s in self._ops.values())
+        dt = t - self._last_tick_t
+        self._last_tick_t = t
+        room = self.workers * dt if self.workers else float("inf")
+        self._token_wait_ticked += min(total - self._token_wait_ticked, room)
+        return self._token_wait_ticked
 
     def _op(self, op: str) -> OpStats:
         stats = self._ops.get(op)

@@ -33,6 +33,12 @@ class TimelinePoint:
     rates: tuple[float | None, ...]
     p50_s: float | None
     p99_s: float | None
+    # Cumulative seconds (counters): process CPU, and time workers spent waiting for
+    # a rate token; per second they are cores used and workers waiting.
+    cpu_s: float = 0.0
+    loop_s: float = 0.0  # the event loop thread: running or waiting for a core
+    token_wait_s: float = 0.0
+    limit: float | None = None  # the in-flight cap (a gauge)
 
 
 def _merge_points(a: TimelinePoint, b: TimelinePoint) -> TimelinePoint:
@@ -57,6 +63,10 @@ def _merge_points(a: TimelinePoint, b: TimelinePoint) -> TimelinePoint:
         rates=tuple(mean(x, y) for x, y in zip(a.rates, b.rates, strict=True)),
         p50_s=mean(a.p50_s, b.p50_s),
         p99_s=p99,  # the worse second of the two: a p99 must not be averaged away
+        cpu_s=b.cpu_s,
+        loop_s=b.loop_s,
+        token_wait_s=b.token_wait_s,
+        limit=mean(a.limit, b.limit),
     )
 
 
@@ -80,6 +90,8 @@ class Timeline:
         self._in_flight_sum = 0.0
         self._rate_sums = [0.0] * len(self.operations)
         self._rate_counts = [0] * len(self.operations)
+        self._limit_sum = 0.0
+        self._limit_count = 0
 
     def __len__(self) -> int:
         return len(self._points)
@@ -99,9 +111,16 @@ class Timeline:
         throttled: int,
         in_flight: int,
         rates: Sequence[float | None],
+        cpu_s: float = 0.0,
+        loop_s: float = 0.0,
+        token_wait_s: float = 0.0,
+        limit: int | None = None,
     ) -> None:
         self._ticks += 1
         self._in_flight_sum += in_flight
+        if limit is not None:
+            self._limit_sum += limit
+            self._limit_count += 1
         for index, rate in enumerate(rates):
             if rate is not None:
                 self._rate_sums[index] += rate
@@ -125,9 +144,15 @@ class Timeline:
                 ),
                 p50_s=window.quantile(0.5) if window.count else None,
                 p99_s=window.quantile(0.99) if window.count else None,
+                cpu_s=cpu_s,
+                loop_s=loop_s,
+                token_wait_s=token_wait_s,
+                limit=self._limit_sum / self._limit_count if self._limit_count else None,
             )
         )
         window.reset()
+        self._limit_sum = 0.0
+        self._limit_count = 0
         self._ticks = 0
         self._in_flight_sum = 0.0
         self._rate_sums = [0.0] * len(self.operations)
@@ -144,9 +169,15 @@ class Timeline:
         self.stride *= 2
 
     def as_dicts(self) -> list[dict[str, Any]]:
-        """JSON rows; ``*_per_s`` are rates over each point's own interval."""
+        """JSON rows; ``*_per_s`` are rates over each point's own interval, as are
+        ``cpu_cores`` (process CPU seconds per second), ``loop_busy`` (the share of
+        the interval the event loop thread ran or waited for a core) and
+        ``token_wait_workers``
+        (seconds spent waiting for a rate token per second: the mean number of
+        workers waiting)."""
         rows: list[dict[str, Any]] = []
         prev_t, prev_ok, prev_done, prev_req, prev_thr = 0.0, 0, 0, 0, 0
+        prev_cpu = prev_wait = prev_loop = 0.0
         for p in self._points:
             dt = p.t - prev_t
             rows.append(
@@ -168,8 +199,13 @@ class Timeline:
                     "done_per_s": per_second(p.done - prev_done, dt),
                     "requests_per_s": per_second(p.requests - prev_req, dt),
                     "throttled_per_s": per_second(p.throttled - prev_thr, dt),
+                    "cpu_cores": _ratio(p.cpu_s - prev_cpu, dt),
+                    "loop_busy": min(1.0, _ratio(p.loop_s - prev_loop, dt)),
+                    "token_wait_workers": _ratio(p.token_wait_s - prev_wait, dt),
+                    "concurrency_limit": None if p.limit is None else round(p.limit, 3),
                 }
             )
+            prev_cpu, prev_wait, prev_loop = p.cpu_s, p.token_wait_s, p.loop_s
             prev_t, prev_ok, prev_done, prev_req, prev_thr = (
                 p.t,
                 p.ok,
@@ -178,6 +214,10 @@ class Timeline:
                 p.throttled,
             )
         return rows
+
+
+def _ratio(seconds: float, dt: float) -> float:
+    return round(max(0.0, seconds) / dt, 3) if dt > 0 else 0.0
 
 
 def per_second(n: int, dt: float) -> float:

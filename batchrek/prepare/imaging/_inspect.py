@@ -108,7 +108,9 @@ class ImageHeader:
         return self.width if self.transposed else self.height
 
     def stats(self) -> ImageStats:
-        return ImageStats(self.format, self.bytes, self.displayed_width, self.displayed_height)
+        return ImageStats(
+            self.format, self.bytes, self.displayed_width, self.displayed_height, self.orientation
+        )
 
 
 def inspect(data: bytes) -> ImageHeader:

@@ -232,7 +232,7 @@ class _Job:
         for _ in range(_MAX_ENCODES):
             data = _encode(img, "JPEG", quality, icc, self.header.orientation)
             if len(data) <= self.cap:
-                return _Made(data, _stats("JPEG", data, img, self.header.transposed))
+                return _Made(data, _stats("JPEG", data, img, self.header.orientation))
             lower = [q for q in self.qualities if q < quality]
             if lower:
                 quality = lower[0]
@@ -353,8 +353,9 @@ def _orientation_exif(orientation: int) -> bytes:
     return exif.tobytes()
 
 
-def _stats(fmt: str, data: bytes, img: Image.Image, transposed: bool = False) -> ImageStats:
-    """Displayed size: a ``transposed`` orientation tag (5-8) swaps the stored sides."""
-    if transposed:
-        return ImageStats(fmt, len(data), img.height, img.width)
-    return ImageStats(fmt, len(data), img.width, img.height)
+def _stats(fmt: str, data: bytes, img: Image.Image, orientation: int = 1) -> ImageStats:
+    """Displayed size and the orientation tag written: a transposing tag (5-8) swaps
+    the stored sides."""
+    if orientation in (5, 6, 7, 8):
+        return ImageStats(fmt, len(data), img.height, img.width, orientation)
+    return ImageStats(fmt, len(data), img.width, img.height, orientation)
