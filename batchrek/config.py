@@ -24,7 +24,6 @@ import dataclasses
 import difflib
 import math
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from batchrek.call import RUNNABLE, Operation, build_operations
 from batchrek.errors import ConfigError
 from batchrek.manifest import Selection
 from batchrek.models import Oversize
+from batchrek.output import RedoFailed, normalize_redo, redo_codes
 
 __all__ = ["FLAGS", "Settings", "load_settings", "name_for"]
 
@@ -106,14 +106,9 @@ class Settings:
     def build_operations(self) -> tuple[Operation, ...]:
         return build_operations(self.operations, self.params)
 
-    def redo_codes(self) -> bool | frozenset[str]:
-        """The permanent failures a rerun redoes: none (False), every code (True), or
-        these codes."""
-        if not self.redo_failed:
-            return False
-        if self.redo_failed.strip().lower() == "all":
-            return True
-        return frozenset(c.strip() for c in self.redo_failed.split(",") if c.strip())
+    def redo_codes(self) -> RedoFailed:
+        """The permanent failures a rerun redoes: none, every code (True), or these."""
+        return redo_codes(self.redo_failed)
 
     def fixed_rate(self, method: str) -> float | None:
         """The TPS set for an operation, or None when the rate is found automatically."""
@@ -195,10 +190,6 @@ def _suggest(name: str) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True}
-_BOOL_WORDS |= {"0": False, "false": False, "no": False, "off": False, "": False}
-
-
 def _coerce(name: str, value: Any, where: str) -> Any:
     """Turn a file/env/flag value into the field's type, or say what is wrong."""
     hint = _HINTS[name]
@@ -213,13 +204,11 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if value not in choices:
             raise ConfigError(f"{where}: {name} must be one of {', '.join(choices)}, not {value!r}")
         return value
-    if name == "redo_failed":  # also true/false or a list of codes in a TOML file
-        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
-            value = _BOOL_WORDS[value.strip().lower()]
-        if isinstance(value, bool):
-            return "all" if value else None
-        if isinstance(value, list | tuple) and all(isinstance(c, str) for c in value):
-            return ",".join(value)
+    if name == "redo_failed":
+        try:
+            return normalize_redo(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {name} {exc}") from None
     if name == "operations":
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
@@ -355,8 +344,6 @@ def _validate(s: Settings) -> None:
             f"no items: {name_for('limit')} 0 selects nothing; set allow_empty = true (or "
             "BATCHREK_ALLOW_EMPTY=1) if a run with nothing to do is expected"
         )
-    if s.redo_failed is not None:
-        _check_redo_failed(s.redo_failed)
     if s.oversize == "stage" and not (s.staging_bucket or "").startswith("s3://"):
         raise ConfigError(
             f"{name_for('oversize')} stage needs {name_for('staging_bucket')} s3://bucket/prefix/"
@@ -376,22 +363,6 @@ def _validate(s: Settings) -> None:
     if unknown_rates:
         raise ConfigError(f"[rates] names unknown operation(s): {', '.join(unknown_rates)}")
     s.build_operations()  # parameters checked against botocore's model
-
-
-_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-
-
-def _check_redo_failed(value: str) -> None:
-    if value.strip().lower() == "all":
-        return
-    codes = [c.strip() for c in value.split(",")]
-    bad = [c for c in codes if not _ERROR_CODE.fullmatch(c)]
-    if bad or not codes:
-        raise ConfigError(
-            f"{name_for('redo_failed')} takes 'all' or error codes separated by commas "
-            f"(NoSuchKey,AccessDenied), not {value!r}; on the command line put it after "
-            "the manifest or write --redo-failed=CODES"
-        )
 
 
 def _shard_from_env(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -20,7 +20,15 @@ from __future__ import annotations
 
 from batchrek.output.file import JsonlFileSink, Sink
 from batchrek.output.guard import check_paths, check_s3_output, not_records_reason
-from batchrek.output.resume import RedoFailed, ResumeIndex, ResumeState, load_resume, pair_key
+from batchrek.output.resume import (
+    RedoFailed,
+    ResumeIndex,
+    ResumeState,
+    load_resume,
+    normalize_redo,
+    pair_key,
+    redo_codes,
+)
 from batchrek.output.s3parts import S3Client, S3PartSink
 
 __all__ = [
@@ -34,6 +42,8 @@ __all__ = [
     "check_paths",
     "check_s3_output",
     "load_resume",
+    "normalize_redo",
     "not_records_reason",
     "pair_key",
+    "redo_codes",
 ]

@@ -16,9 +16,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import anyio
 import orjson
@@ -39,10 +37,10 @@ from batchrek.limits import default_tps
 from batchrek.manifest import read_manifest
 from batchrek.models import Item, ManifestProblem, Result
 from batchrek.observe import RunMetrics, run_progress
-from batchrek.output import ResumeState
 from batchrek.run import streams
 from batchrek.run.dedupe import Deduper
 from batchrek.run.identity import run_identity
+from batchrek.run.outcome import RunOutcome, outcome
 from batchrek.run.records import MANIFEST_OPERATION, problem_result
 from batchrek.run.services import Services
 from batchrek.run.work import ItemWorker, Work
@@ -50,32 +48,6 @@ from batchrek.run.work import ItemWorker, Work
 __all__ = ["RunOutcome", "no_items", "run_batch"]
 
 log = logging.getLogger("batchrek.run")
-
-
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    """How a run ended. ``failed_pairs`` counts this run's failures and the permanent
-    ones recorded earlier in the same output (they keep exit 1 until redone).
-    ``interrupted``: a stop was asked for (a signal). ``error``: what stopped the run
-    on its own (a failed output write). ``pairs_left``: when stopped, the pairs a
-    rerun still has to do, estimated from the manifest's line count (None: unknown)."""
-
-    summary: dict[str, Any]
-    failed_pairs: int
-    interrupted: bool
-    error: OutputFailed | None = None
-    pairs_left: int | None = None
-
-    @property
-    def stopped(self) -> bool:
-        """The run ended before the end of the manifest."""
-        return self.interrupted or self.error is not None
-
-    @property
-    def exit_code(self) -> int:
-        if self.error is not None:
-            return self.error.exit_code
-        return 1 if self.failed_pairs else 0
 
 
 def _rate_controls(
@@ -342,54 +314,19 @@ async def run_batch(
             error = exc  # billing has stopped; the summary still says what was done
     metrics.finish()
     summary = metrics.summary()
-    resume = services.resume
-    if resume is not None:
-        summary["resume"] = _resume_summary(resume)
     if services.ledger is not None:
         summary["ledger"] = {
             **services.ledger.summary(),
             "load_s": round(services.ledger_load_s, 3),
         }
-    interrupted = stop is not None and stop.is_set()
-    left = None
-    if interrupted or error is not None:
-        left = _pairs_left(metrics, summary)
-        summary["stopped"] = {
-            "reason": "output_failed" if error is not None else "signal",
-            "error": str(error) if error is not None else None,
-            "pairs_left": left,
-            "pairs_left_is_estimate": left is not None,
-        }
-    return RunOutcome(
-        summary=summary,
-        failed_pairs=run.failed + (resume.failed if resume is not None else 0),
-        interrupted=interrupted,
+    return outcome(
+        summary,
+        failed=run.failed,
+        resume=services.resume,
+        total_pairs=metrics.total,
+        interrupted=stop is not None and stop.is_set(),
         error=error,
-        pairs_left=left,
     )
-
-
-def _resume_summary(resume: ResumeState) -> dict[str, Any]:
-    """What the output held before this run: pairs skipped as done, and of them the
-    permanent failures (by code) that keep the exit code at 1 until redone."""
-    return {
-        "done_earlier": resume.done,
-        "failed_earlier": resume.failed,
-        "failed_earlier_by_code": dict(resume.failed_by_code),
-        "failed_redone": resume.failed_redone,
-    }
-
-
-def _pairs_left(metrics: RunMetrics, summary: dict[str, Any]) -> int | None:
-    """Pairs a rerun still has to do: this shard's estimated pairs (the manifest's
-    line count; header, blank and comment lines make it a little high) less the pairs
-    finished, skipped or reused. None when the manifest's size is unknown (s3://,
-    gzip, a folder)."""
-    total = metrics.total
-    if total is None:
-        return None
-    finished = sum(int(summary.get(k, 0)) for k in ("ok", "failed", "skipped", "deduplicated"))
-    return max(0, total - finished)
 
 
 def _width(settings: Settings) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 from batchrek.output.resume.file import load_file_resume
+from batchrek.output.resume.redo import normalize_redo, redo_codes
 from batchrek.output.resume.s3 import load_s3_resume
 from batchrek.output.resume.scan import RedoFailed, ResumeIndex, ResumeState, pair_key
 from batchrek.output.s3parts import S3Client
@@ -29,7 +30,9 @@ __all__ = [
     "load_file_resume",
     "load_resume",
     "load_s3_resume",
+    "normalize_redo",
     "pair_key",
+    "redo_codes",
 ]
 
 
