@@ -147,6 +147,22 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-http", action="store_const", const=True, help="fetch plain http:// URLs too"
     )
+    p.add_argument(
+        "--allow-private-addresses",
+        action="store_const",
+        const=True,
+        help="let URL sources reach private addresses (10/8, 172.16/12, 192.168/16, fc00::/7)",
+    )
+    p.add_argument(
+        "--allow-loopback-addresses",
+        action="store_const",
+        const=True,
+        help="let URL sources reach 127.0.0.1 and ::1 (local use, tests)",
+    )
+    p.add_argument(
+        "--input-formats",
+        help="comma-separated image formats to read (default: all on the allow-list)",
+    )
     p.add_argument("--limit", type=int, help="process at most N manifest items")
     p.add_argument(
         "--ledger",

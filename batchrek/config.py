@@ -31,9 +31,10 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from batchrek.call import RUNNABLE, Operation, build_operations
 from batchrek.errors import ConfigError
-from batchrek.manifest import Selection
+from batchrek.manifest import ReadOptions, Selection
 from batchrek.models import Oversize
 from batchrek.output import RedoFailed, normalize_redo, redo_codes
+from batchrek.prepare import AddressPolicy, accepted_formats, extensions_for
 
 __all__ = ["FLAGS", "Settings", "load_settings", "name_for"]
 
@@ -73,8 +74,15 @@ class Settings:
     # legitimately find nothing sets allow_empty = true (or BATCHREK_ALLOW_EMPTY=1).
     allow_empty: bool = False
     allow_http: bool = False
+    allow_private_addresses: bool = False
+    allow_loopback_addresses: bool = False
     http_timeout_s: float = 30.0
     max_source_bytes: int = 100 * 1024 * 1024
+    max_inflight_source_bytes: int | None = None  # None: max(max_source_bytes, 8 MiB x concurrency)
+    input_formats: tuple[str, ...] = ()  # empty: every format on the allow-list
+    follow_outside_symlinks: bool = False
+    max_leading_bad_lines: int = 100
+    max_bad_line_share: float = 0.5
     oversize: Oversize = "resize"
     staging_bucket: str | None = None
     shard_index: int | None = None
@@ -103,6 +111,33 @@ class Settings:
             shard_index=self.shard_index or 0, shard_count=self.shard_count or 1, limit=self.limit
         )
 
+    def source_budget_bytes(self) -> int:
+        """Bytes of sources fetched or held at once, over all items: the setting, or
+        room for every in-flight request to hold an 8 MiB photo (and at least one
+        largest source)."""
+        if self.max_inflight_source_bytes is not None:
+            return self.max_inflight_source_bytes
+        return max(self.max_source_bytes, _AUTO_BUDGET_PER_REQUEST * self.concurrency)
+
+    def accepted_formats(self) -> frozenset[str]:
+        """The image formats this run reads (``input_formats``; JPEG and PNG always)."""
+        return accepted_formats(self.input_formats)
+
+    def address_policy(self) -> AddressPolicy:
+        return AddressPolicy(
+            allow_private=self.allow_private_addresses,
+            allow_loopback=self.allow_loopback_addresses,
+        )
+
+    def read_options(self) -> ReadOptions:
+        """How the manifest is read: what a listing keeps, and when it is garbage."""
+        return ReadOptions(
+            extensions=extensions_for(self.accepted_formats()),
+            follow_outside_symlinks=self.follow_outside_symlinks,
+            max_leading_bad_lines=self.max_leading_bad_lines,
+            max_bad_line_share=self.max_bad_line_share,
+        )
+
     def build_operations(self) -> tuple[Operation, ...]:
         return build_operations(self.operations, self.params)
 
@@ -119,7 +154,9 @@ class Settings:
         return float(self.rate)
 
 
+_AUTO_BUDGET_PER_REQUEST = 8 * 1024 * 1024
 _TABLES = ("params", "rates", "bucket_regions")
+_LISTS = ("operations", "input_formats")
 _HINTS = get_type_hints(Settings)
 _FIELDS = {f.name for f in dataclasses.fields(Settings)}
 _SCALARS = sorted(_FIELDS - set(_TABLES) - {"manifest", "output"})
@@ -143,6 +180,9 @@ FLAGS: Mapping[str, str] = {
     "oversize": "--oversize",
     "staging_bucket": "--staging-bucket",
     "allow_http": "--allow-http",
+    "allow_private_addresses": "--allow-private-addresses",
+    "allow_loopback_addresses": "--allow-loopback-addresses",
+    "input_formats": "--input-formats",
     "limit": "--limit",
     "ledger": "--ledger",
     "dry_run": "--dry-run",
@@ -209,10 +249,10 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             return normalize_redo(value)
         except ValueError as exc:
             raise ConfigError(f"{where}: {name} {exc}") from None
-    if name == "operations":
+    if name in _LISTS:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
-            raise ConfigError(f"{where}: operations must be a list of operation names")
+            raise ConfigError(f"{where}: {name} must be a list of names")
         return tuple(i.strip() for i in items if i.strip())
     try:
         if target is bool:
@@ -344,6 +384,22 @@ def _validate(s: Settings) -> None:
             f"no items: {name_for('limit')} 0 selects nothing; set allow_empty = true (or "
             "BATCHREK_ALLOW_EMPTY=1) if a run with nothing to do is expected"
         )
+    if s.max_source_bytes < 1:
+        raise ConfigError(f"max_source_bytes must be at least 1, not {s.max_source_bytes}")
+    if s.max_inflight_source_bytes is not None and s.max_inflight_source_bytes < s.max_source_bytes:
+        raise ConfigError(
+            f"max_inflight_source_bytes ({s.max_inflight_source_bytes:,}) is under "
+            f"max_source_bytes ({s.max_source_bytes:,}): the largest source could never "
+            "be held; raise it or lower max_source_bytes"
+        )
+    try:
+        s.accepted_formats()
+    except ValueError as exc:
+        raise ConfigError(f"input_formats: {exc}") from None
+    if s.max_leading_bad_lines < 0:
+        raise ConfigError(f"max_leading_bad_lines must be >= 0, not {s.max_leading_bad_lines}")
+    if not 0 < s.max_bad_line_share <= 1:
+        raise ConfigError(f"max_bad_line_share must be in (0, 1], not {s.max_bad_line_share}")
     if s.oversize == "stage" and not (s.staging_bucket or "").startswith("s3://"):
         raise ConfigError(
             f"{name_for('oversize')} stage needs {name_for('staging_bucket')} s3://bucket/prefix/"

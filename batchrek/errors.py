@@ -20,10 +20,13 @@ permanent for the image, or permanent for the run.
     S3 source reads     batchrek.prepare.fetch (GetObject: NoSuchKey, AccessDenied ...
                         -> ItemError) and batchrek.prepare.regions (HeadBucket: only
                         the region header is read, the error itself is not judged).
-    HTTP sources        batchrek.prepare.fetch (aiohttp errors, timeouts -> ItemError).
-    Local sources       batchrek.prepare.fetch (OSError -> SourceNotFound, ...).
-    Images              batchrek.prepare.imaging (Pillow's errors -> CorruptImage,
-                        UnsupportedFormat, DecompressionBomb ...).
+    HTTP sources        batchrek.prepare.httpget (aiohttp errors, timeouts, statuses,
+                        refused addresses and redirects -> ItemError).
+    Local sources       batchrek.prepare.localread (OSError, a NUL in the path ->
+                        SourceNotFound, SpecialFile, SymlinkLoop, InvalidPath ...).
+    Images              batchrek.prepare.imaging._inspect.pillow_errors (any error of
+                        Pillow on untrusted bytes -> CorruptImage, UnsupportedFormat,
+                        DecompressionBomb), used by the header read and the transcode.
     Manifest streams    batchrek.manifest._streams (botocore, aiohttp, OSError, zlib
                         -> StreamBroken / ManifestUnreadable); a folder manifest's
                         walk in batchrek.manifest._localdir (OSError).
@@ -32,6 +35,11 @@ permanent for the image, or permanent for the run.
                         batchrek.output.guard (OSError, S3 errors -> OutputRefused).
     `batchrek draw`     batchrek.draw (reading the results and the image, local or
                         S3: OSError, botocore -> ConfigError).
+    Output records      batchrek.run.records.record_line (a record orjson refuses is
+                        written with valid text, then without its meta: never a crash).
+
+Every ``ErrorInfo`` message passes ``batchrek.redact.scrub`` (no URL credentials, no
+memory addresses), and so does every log line (``observe.logs.ScrubFilter``).
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ __all__ = [
     "ManifestUnreadable",
     "OutputFailed",
     "OutputRefused",
+    "forget_frames",
     "stopping_error",
 ]
 
@@ -125,3 +134,21 @@ def stopping_error(group: BaseExceptionGroup[BaseException]) -> BatchrekError | 
             continue
         return first if isinstance(first, BatchrekError) else None
     return None
+
+
+def forget_frames(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc`` and the errors chained to it, once it has been
+    turned into a record.
+
+    A traceback holds every frame it passed through, and those frames hold an item's
+    image bytes. An error that came back from a thread or a worker process is also
+    held by the future it was delivered through, which a frame in that traceback
+    holds: a reference cycle, so the bytes live until a full garbage collection, not
+    until the item is done (measured: 3 GB held against a 512 MiB byte budget).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from batchrek.redact import redact_url, scrub
+
 __all__ = [
     "DuplicateId",
     "ErrorInfo",
@@ -22,6 +24,7 @@ __all__ = [
     "Item",
     "LocalPath",
     "ManifestProblem",
+    "Notice",
     "Oversize",
     "Result",
     "S3Ref",
@@ -59,7 +62,9 @@ class HttpUrl:
     url: str
 
     def __str__(self) -> str:
-        return self.url
+        """As shown in records and messages: without credentials (``redact_url``);
+        ``url`` is what is fetched."""
+        return redact_url(self.url)
 
 
 Source = LocalPath | S3Ref | HttpUrl
@@ -111,12 +116,34 @@ class ManifestProblem:
 
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
+    """A failure's code, message and whether a rerun should try again. The message is
+    scrubbed (``batchrek.redact.scrub``) however it was built: no credentials, no
+    memory addresses, bounded length."""
+
     code: str
     message: str
     retryable: bool = False
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", scrub(self.message))
+
     def as_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "retryable": self.retryable}
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the record should say although the image went through: e.g. an EXIF
+    block that could not be read (``ExifUnreadable``), so orientation 1 was assumed."""
+
+    code: str
+    message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", scrub(self.message))
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +182,7 @@ class ImageInput:
     sent: ImageStats | None = None
     transcoded: bool = False
     prepare_s: float = 0.0
+    warnings: tuple[Notice, ...] = ()
 
     def transcode_record(self) -> dict[str, Any] | None:
         if not self.transcoded or self.original is None or self.sent is None:
@@ -181,6 +209,7 @@ class Result:
     error: ErrorInfo | None = None
     meta: Mapping[str, Any] | None = None
     transcode: Mapping[str, Any] | None = None
+    warnings: tuple[Notice, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
     # The sent image as displayed ({width, height, orientation}); None when batchrek
     # sent an S3Object it never read. Only for records whose request was sent.
@@ -204,6 +233,8 @@ class Result:
             record["image"] = dict(self.image) if self.image is not None else None
         if self.transcode:
             record["transcode"] = dict(self.transcode)
+        if self.warnings:
+            record["warnings"] = [w.as_dict() for w in self.warnings]
         record.update(self.extra)
         return record
 

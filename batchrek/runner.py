@@ -30,6 +30,7 @@ import orjson
 from batchrek.config import Settings
 from batchrek.errors import EXIT_OUTPUT_FAILED, BatchrekError
 from batchrek.observe import fmt, history_lines, log_summary, verdict_lines, with_history
+from batchrek.redact import redact_url
 from batchrek.run import RunOutcome, run_batch
 from batchrek.safefile import atomic_write
 
@@ -77,8 +78,8 @@ def export_metrics(settings: Settings, summary: dict[str, Any]) -> None:
             grouping = {"shard": str(settings.shard_index or 0)}
             try:
                 push(settings.pushgateway, summary, job=settings.job_name, grouping=grouping)
-            except OSError as exc:
-                log.error("could not push metrics to %s: %s", settings.pushgateway, exc)
+            except (OSError, ValueError) as exc:
+                log.error("could not push metrics to %s: %s", redact_url(settings.pushgateway), exc)
     if failure is not None:
         raise failure
 
@@ -105,6 +106,13 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  ledger:     new {ledger.get('new', 0)}, changed {ledger.get('changed', 0)}, "
             f"reused {ledger.get('reused', 0)}, unchanged {ledger.get('unchanged', 0)} "
             f"({ledger.get('entries_loaded', 0)} entries loaded in {ledger.get('load_s', 0):.2f} s)"
+        )
+    not_listed = summary.get("listing_skipped") or {}
+    if not_listed:
+        lines.append(
+            f"  not listed: {sum(not_listed.values())} files ("
+            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in not_listed.items())
+            + ")"
         )
     failed_by = summary.get("failed_by_code") or {}
     if failed_by:

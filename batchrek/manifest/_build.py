@@ -55,8 +55,9 @@ def make_s3ref(bucket: str, key: str, version: str | None) -> S3Ref:
     return ref
 
 
-def to_source(text: str, base_dir: str | None) -> Source:
-    """``parse_source(text, base_dir=base_dir)``, the plain ``s3://bucket/key`` case first.
+def to_source(text: str, base_dir: str | None, allow_local: bool = True) -> Source:
+    """``parse_source(text, base_dir=base_dir, allow_local=allow_local)``, the plain
+    ``s3://bucket/key`` case first.
 
     The fast path only skips ``parse_qs`` and the frozen ``S3Ref`` init. It takes the
     one shape whose reading cannot be in doubt (no query, no surrounding blanks, a
@@ -74,7 +75,7 @@ def to_source(text: str, base_dir: str | None) -> Source:
             _ref_key(ref, key)
             _ref_version(ref, None)
             return ref
-    return parse_source(text, base_dir=base_dir)
+    return parse_source(text, base_dir=base_dir, allow_local=allow_local)
 
 
 def decode_key(key: str) -> str:

@@ -63,8 +63,9 @@ _HEADERLESS: Final = _Layout(width=None)
 class CsvParser(LineParser):
     """Decides header vs headerless from the first non-blank row."""
 
-    def __init__(self, *, base_dir: str | None) -> None:
+    def __init__(self, *, base_dir: str | None, allow_local: bool = True) -> None:
         self._base_dir = base_dir
+        self._local = allow_local
         self._layout: _Layout | None = None
 
     def parse_line(self, line: str, number: int) -> Item | None:
@@ -91,7 +92,7 @@ class CsvParser(LineParser):
         source: Source
         if layout.image >= 0:
             written = fields[layout.image].strip()
-            source = to_source(written, self._base_dir)
+            source = to_source(written, self._base_dir, self._local)
             default_id = written
         else:
             bucket = fields[layout.bucket].strip()

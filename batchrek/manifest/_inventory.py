@@ -19,8 +19,14 @@ import orjson
 from batchrek.errors import ManifestUnreadable
 from batchrek.manifest._build import decode_key, make_item, make_s3ref
 from batchrek.manifest._csvrows import split_csv_line
-from batchrek.manifest._images import has_image_extension
+from batchrek.manifest._images import (
+    SKIP_DELETE_MARKER,
+    SKIP_EXTENSION,
+    SKIP_NONCURRENT,
+    has_image_extension,
+)
 from batchrek.manifest._lines import LineParser, LineRejected, RecordBatches, split_lines
+from batchrek.manifest._options import ReadOptions
 from batchrek.manifest._streams import S3ClientLike, StreamBroken, gunzip, s3_chunks
 from batchrek.models import Item, ManifestProblem
 
@@ -87,7 +93,9 @@ def _text(doc: Mapping[str, Any], name: str, where: str) -> str:
     return value.strip()
 
 
-async def read_inventory(inventory: Inventory, s3: S3ClientLike) -> RecordBatches:
+async def read_inventory(
+    inventory: Inventory, s3: S3ClientLike, options: ReadOptions | None = None
+) -> RecordBatches:
     """Stream every data file in order, decompressing as it arrives.
 
     A data file that breaks before anything was read makes the inventory unreadable;
@@ -97,7 +105,9 @@ async def read_inventory(inventory: Inventory, s3: S3ClientLike) -> RecordBatche
     last = 0  # the number of the last line read, over all data files
     for data_file in inventory.files:
         where = f"s3://{bucket}/{data_file.key}"
-        rows = InventoryRows(inventory.schema, default_bucket=inventory.source_bucket)
+        rows = InventoryRows(
+            inventory.schema, default_bucket=inventory.source_bucket, options=options
+        )
         chunks = gunzip(s3_chunks(s3, bucket, data_file.key), name=where)
         try:
             async for batch in split_lines(chunks, first=last + 1):
@@ -113,7 +123,11 @@ async def read_inventory(inventory: Inventory, s3: S3ClientLike) -> RecordBatche
 class InventoryRows(LineParser):
     """Rows of one data file, columns placed by the manifest's ``fileSchema``."""
 
-    def __init__(self, schema: tuple[str, ...], *, default_bucket: str) -> None:
+    def __init__(
+        self, schema: tuple[str, ...], *, default_bucket: str, options: ReadOptions | None = None
+    ) -> None:
+        self._options = options or ReadOptions()
+        self._extensions = self._options.extensions
         index = {name.lower(): position for position, name in enumerate(schema)}
         self._width = len(schema)
         self._bucket = index["bucket"]
@@ -137,11 +151,14 @@ class InventoryRows(LineParser):
         if len(fields) != width:
             raise LineRejected(f"{len(fields)} fields, fileSchema has {width}")
         if self._delete_marker is not None and fields[self._delete_marker].lower() == "true":
+            self._options.skipped(SKIP_DELETE_MARKER)
             return None
         if self._latest is not None and fields[self._latest].lower() == "false":
+            self._options.skipped(SKIP_NONCURRENT)
             return None
         key = decode_key(fields[self._key])
-        if not has_image_extension(key):
+        if not has_image_extension(key, self._extensions):
+            self._options.skipped(SKIP_EXTENSION)
             return None
         bucket = fields[self._bucket] or self._default_bucket
         version = fields[self._version] or None if self._version is not None else None

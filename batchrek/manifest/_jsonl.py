@@ -8,7 +8,7 @@ S3 image, ``size`` and ``etag`` (both, as S3 gives them) are taken as the object
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -18,10 +18,15 @@ from batchrek.models import Item, S3Ref
 
 __all__ = ["JsonlParser"]
 
+# orjson writes at most 254 levels of nesting, and a record puts ``meta`` one level
+# down: a line that cannot hold that many brackets needs no check.
+_DEEP_BRACKETS: Final = 250
+
 
 class JsonlParser(LineParser):
-    def __init__(self, *, base_dir: str | None) -> None:
+    def __init__(self, *, base_dir: str | None, allow_local: bool = True) -> None:
         self._base_dir = base_dir
+        self._local = allow_local
 
     def parse_line(self, line: str, number: int) -> Item | None:
         if not line or line.isspace():
@@ -42,7 +47,7 @@ class JsonlParser(LineParser):
         image = record.pop(image_key)
         if not isinstance(image, str):
             raise LineRejected(f"'{image_key}' must be a string, got {_kind(image)}")
-        source = to_source(image, self._base_dir)
+        source = to_source(image, self._base_dir, self._local)
         item_id = record.pop("id", None)
         if item_id is None:
             item_id = image.strip()
@@ -50,6 +55,11 @@ class JsonlParser(LineParser):
             item_id = str(item_id)
         elif type(item_id) is not str:
             raise LineRejected(f"'id' must be a string or an integer, got {_kind(item_id)}")
+        if record and len(line) > _DEEP_BRACKETS and _deep(line):
+            try:
+                orjson.dumps({"meta": record})  # as the output record will carry it
+            except orjson.JSONEncodeError as exc:
+                raise LineRejected(f"its fields cannot be written to the output: {exc}") from None
         size = etag = None
         # What S3 says about the object, when the manifest kept it: the ledger's
         # content identity without a HEAD, and routing without one.
@@ -63,6 +73,11 @@ class JsonlParser(LineParser):
 
     def __repr__(self) -> str:
         return f"JsonlParser(base_dir={self._base_dir!r})"
+
+
+def _deep(line: str) -> bool:
+    """Whether the line might nest too deep to be written (a cheap upper bound)."""
+    return line.count("{") + line.count("[") > _DEEP_BRACKETS
 
 
 def _kind(value: Any) -> str:

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from batchrek.manifest._sources import SourceSyntaxError
-from batchrek.manifest._streams import StreamBroken
 from batchrek.models import Item, ManifestProblem
 
 __all__ = [
@@ -40,10 +39,14 @@ __all__ = [
     "split_lines",
 ]
 
+RAW_CHARS: Final = 200
+
 MAX_LINE_BYTES: Final = 16 * 1024 * 1024
-"""A longer "line" means the file is not a text manifest; reading stops there."""
+"""A longer line is one problem record ("longer than ..."), and reading goes on at the
+next line: memory never holds more than about this much of one line."""
 
 _BOM: Final = b"\xef\xbb\xbf"
+_KEEP: Final = 800  # bytes of an over-long line kept for its problem record
 _NO_BAD: Final[Mapping[int, str]] = {}
 
 
@@ -52,7 +55,8 @@ class LineBatch:
     """Consecutive lines, without their line ends, starting at line number ``first``.
 
     ``bad`` maps an index in ``lines`` to why that line is unusable; its text in
-    ``lines`` is then a lossy decoding, good only for a problem record.
+    ``lines`` is then a lossy decoding (or only the start of the line), good only for
+    a problem record.
     """
 
     first: int
@@ -60,38 +64,79 @@ class LineBatch:
     bad: Mapping[int, str]
 
 
-async def split_lines(chunks: AsyncIterable[bytes], *, first: int = 1) -> AsyncIterator[LineBatch]:
+async def split_lines(
+    chunks: AsyncIterable[bytes], *, first: int = 1, max_line: int = MAX_LINE_BYTES
+) -> AsyncIterator[LineBatch]:
     """Split ``chunks`` into lines; CRLF, a UTF-8 BOM and a last line without EOL are fine.
 
-    Raises ``StreamBroken`` when a line exceeds ``MAX_LINE_BYTES``.
+    A line over ``max_line`` bytes becomes a batch of its own whose one line is bad
+    (its first bytes kept for the record); the rest of it is skipped unread. (A
+    line wholly inside one chunk is not measured: readers' chunks are 1 MiB.)
     """
-    tail = b""
+    parts: list[bytes] = []  # the unfinished line, in pieces (no quadratic joins)
+    pending = 0  # its length
     at_start = True
     lineno = first
+    skipping: bytes | None = None  # the start of an over-long line being skipped
     async for chunk in chunks:
         if not chunk:
             continue
-        buf = tail + chunk if tail else chunk
-        cut = buf.rfind(b"\n")
+        if skipping is not None:
+            cut = chunk.find(b"\n")
+            if cut < 0:
+                continue
+            yield _too_long(skipping, lineno, max_line)
+            lineno += 1
+            skipping = None
+            chunk = chunk[cut + 1 :]
+        elif parts:
+            cut = chunk.find(b"\n")
+            if pending + (len(chunk) if cut < 0 else cut) > max_line:
+                head, parts, pending = _head(parts), [], 0
+                if cut < 0:
+                    skipping = head
+                    continue
+                yield _too_long(head, lineno, max_line)
+                lineno += 1
+                chunk = chunk[cut + 1 :]
+        if not chunk:
+            continue
+        cut = chunk.rfind(b"\n")
         if cut < 0:
-            if len(buf) > MAX_LINE_BYTES:
-                raise StreamBroken(
-                    f"line {lineno} is longer than {MAX_LINE_BYTES} bytes; is this a manifest?"
-                )
-            tail = buf
+            parts.append(chunk)
+            pending += len(chunk)
+            if pending > max_line:
+                skipping, parts, pending = _head(parts), [], 0
             continue
         # Keep the newline in the body so a CRLF ending the body is normalised too.
-        body, tail = buf[: cut + 1], buf[cut + 1 :]
+        body = b"".join([*parts, chunk[: cut + 1]]) if parts else chunk[: cut + 1]
+        rest = chunk[cut + 1 :]
+        parts, pending = ([rest], len(rest)) if rest else ([], 0)
         if at_start:
             body = body.removeprefix(_BOM)
             at_start = False
         batch = _decode(body, lineno)
         lineno += len(batch.lines)
         yield batch
+        if pending > max_line:
+            skipping, parts, pending = _head(parts), [], 0
+    if skipping is not None:
+        yield _too_long(skipping, lineno, max_line)
+        return
+    tail = b"".join(parts)
     if at_start:
         tail = tail.removeprefix(_BOM)
     if tail:
         yield _decode(tail + b"\n", lineno)
+
+
+def _head(parts: list[bytes]) -> bytes:
+    return parts[0][:_KEEP] if len(parts[0]) >= _KEEP else b"".join(parts)[:_KEEP]
+
+
+def _too_long(head: bytes, lineno: int, max_line: int) -> LineBatch:
+    text = head.decode("utf-8", "replace")
+    return LineBatch(lineno, [text], {0: f"longer than {max_line:,} bytes; skipped"})
 
 
 def _decode(body: bytes, first: int) -> LineBatch:
@@ -167,9 +212,6 @@ class LineParser:
                 continue
             if item is not None:
                 yield item
-
-
-RAW_CHARS: Final = 200
 
 
 def problem(line: int, reason: str, raw: str) -> ManifestProblem:

@@ -13,13 +13,17 @@ becomes a problem record there.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import zlib
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from typing import Any, Final, Protocol
 
 import aiohttp
-import anyio
 from botocore.exceptions import BotoCoreError, ClientError
+
+from batchrek.blocking import submit
 
 __all__ = [
     "CHUNK_BYTES",
@@ -55,20 +59,43 @@ class StreamBroken(Exception):
 
 
 async def local_chunks(path: str, *, size: int = CHUNK_BYTES) -> AsyncIterator[bytes]:
-    """The file in ``size`` chunks: one thread hop per chunk, never per line."""
+    """The file in ``size`` chunks: one thread hop per chunk, never per line.
+
+    A manifest may be a pipe (``batchrek run <(make-list)``), whose open and reads
+    block until its writer writes: they run on daemon threads (``batchrek.blocking``),
+    so a stop never waits for a writer that may never come. Plain descriptors, no
+    file object: closing one never waits for a read stuck on another thread."""
+    opening = submit(os.open, path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        handle = await anyio.open_file(path, "rb")
+        fd = await asyncio.wrap_future(opening)
     except OSError as exc:
         raise StreamBroken(f"cannot open {path}: {exc.strerror or exc}") from exc
-    async with handle:
+    except ValueError as exc:  # a NUL byte in the path
+        raise StreamBroken(f"cannot open {path!r}: {exc}") from exc
+    except BaseException:  # cancelled while the open blocks: close it if it ever opens
+        opening.add_done_callback(_close_opened)
+        raise
+    reading: Future[bytes] | None = None
+    try:
         while True:
+            reading = submit(os.read, fd, size)
             try:
-                chunk = await handle.read(size)
+                chunk = await asyncio.wrap_future(reading)
             except OSError as exc:
                 raise StreamBroken(f"cannot read {path}: {exc.strerror or exc}") from exc
             if not chunk:
                 return
             yield chunk
+    finally:
+        if reading is None or reading.done():
+            os.close(fd)
+        else:  # a read still blocked: the descriptor is closed when it returns
+            reading.add_done_callback(lambda _: os.close(fd))
+
+
+def _close_opened(opening: Future[int]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result())
 
 
 async def s3_chunks(

@@ -12,14 +12,17 @@ __all__ = ["TxtParser"]
 class TxtParser(LineParser):
     """Blank lines and ``#`` comments are skipped; the id is the line as written."""
 
-    def __init__(self, *, base_dir: str | None) -> None:
+    def __init__(self, *, base_dir: str | None, allow_local: bool = True) -> None:
         self._base_dir = base_dir
+        self._local = allow_local
 
     def parse_line(self, line: str, number: int) -> Item | None:
         text = line.strip()
         if not text or text[0] == "#":
             return None
-        return make_item(text, to_source(text, self._base_dir), None, None, None, number)
+        return make_item(
+            text, to_source(text, self._base_dir, self._local), None, None, None, number
+        )
 
     def skips_undecodable(self, line: str) -> bool:
         text = line.strip()

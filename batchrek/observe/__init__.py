@@ -25,7 +25,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from batchrek.observe.histogram import Histogram
-from batchrek.observe.logs import JsonFormatter, log_summary, setup_logging
+from batchrek.observe.logs import JsonFormatter, ScrubFilter, log_summary, setup_logging
 from batchrek.observe.metrics import RunMetrics, Timeline, TimelinePoint
 from batchrek.observe.numbers import fmt, fmt_count, fmt_fixed
 from batchrek.observe.progress import format_duration, format_line, run_progress
@@ -40,6 +40,7 @@ __all__ = [
     "Histogram",
     "JsonFormatter",
     "RunMetrics",
+    "ScrubFilter",
     "Timeline",
     "TimelinePoint",
     "Verdict",

@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JsonFormatter", "log_summary", "setup_logging"]
+from batchrek.redact import scrub
+
+__all__ = ["JsonFormatter", "ScrubFilter", "log_summary", "setup_logging"]
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
 
@@ -41,8 +43,21 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+class ScrubFilter(logging.Filter):
+    """Every log line through ``batchrek.redact.scrub``: no password or signature of
+    a URL (a Pushgateway's, a source's) and no memory address reaches the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
 def setup_logging(fmt: str, *, verbose: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ScrubFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

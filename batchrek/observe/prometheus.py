@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, generate_latest, push_to_gateway
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import basic_auth_handler
 from prometheus_client.registry import Collector
 
 from batchrek.safefile import atomic_write
@@ -69,6 +71,14 @@ class _SummaryCollector(Collector):
         )
         yield _gauge("batchrek_elapsed_seconds", "Run duration.", s.get("elapsed_s", 0.0))
         yield _gauge("batchrek_items", "Items read from the manifest.", s.get("items", 0))
+        skipped = CounterMetricFamily(
+            "batchrek_listing_skipped",
+            "Entries a folder, prefix or inventory listing left out, by reason.",
+            labels=["reason"],
+        )
+        for reason, n in (s.get("listing_skipped") or {}).items():
+            skipped.add_metric([reason], n)
+        yield skipped
         if s.get("last_success_unix") is not None:
             yield _gauge(
                 "batchrek_last_success_timestamp_seconds",
@@ -111,14 +121,39 @@ def push(
     """PUT the summary to a Pushgateway under ``job`` plus ``grouping`` (e.g. shard).
 
     PUT replaces the whole group, so a rerun of the same shard overwrites, never adds.
+    ``https://user:password@host/`` sends the credentials as HTTP basic auth (they
+    are never part of the URL requested, nor of any message).
     """
+    address, auth = _split_credentials(url)
+    kwargs: dict[str, Any] = {}
+    if auth is not None:
+        user, password = auth
+
+        def handler(url: str, method: str, timeout: float | None, headers: Any, data: bytes) -> Any:
+            return basic_auth_handler(url, method, timeout, headers, data, user, password)
+
+        kwargs["handler"] = handler
     push_to_gateway(
-        url,
+        address,
         job=job,
         registry=build_registry(summary),
         grouping_key=dict(grouping or {}),
         timeout=timeout_s,
+        **kwargs,
     )
+
+
+def _split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without its userinfo, and the (user, password) it held."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.username is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return bare, (unquote(parts.username), unquote(parts.password or ""))
 
 
 def write_textfile(path: str, summary: Mapping[str, Any]) -> None:

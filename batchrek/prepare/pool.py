@@ -1,6 +1,8 @@
 """Imaging work off the event loop, with a bound on how many images are decoded at once.
 
-    ImagePool.inspect   ─▶ worker thread (header only: cheap)
+    ImagePool.inspect   ─▶ JPEG/PNG: inline or a worker thread (header only: cheap)
+                        ─▶ any other format: worker process (some Pillow plugins
+                           decode while opening), at most ``max_decodes`` at a time
     ImagePool.transcode ─▶ worker process, at most ``max_decodes`` at a time
 
 Processes, not threads, by measurement (scripts/bench_imaging.py, 2 cores, 24 MP
@@ -21,9 +23,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -39,6 +43,8 @@ from batchrek.prepare.imaging import ImageHeader, Transcoded
 # worker process can unpickle it by name.
 
 __all__ = ["ImagePool", "usable_cores"]
+
+T = TypeVar("T")
 
 # Header-only inspection of a small image (~80 us) is cheaper inline than the
 # ~140 us of loop CPU a thread hop costs; big ones may hide slow metadata.
@@ -69,6 +75,10 @@ def _init_worker() -> None:
     _reuse_pillow_memory(1)
 
 
+def _inspect_in_worker(data: bytes, accepted: frozenset[str]) -> ImageHeader:
+    return imaging.inspect(data, accepted)
+
+
 def _transcode_in_worker(
     data: bytes, header: ImageHeader, limits: ImageLimits, cap: int | None
 ) -> Transcoded:
@@ -80,10 +90,18 @@ def _transcode_in_worker(
 class ImagePool:
     """Runs the imaging functions off the event loop, ``max_decodes`` transcodes at once."""
 
-    def __init__(self, max_decodes: int | None = None, *, processes: bool = True) -> None:
+    def __init__(
+        self,
+        max_decodes: int | None = None,
+        *,
+        processes: bool = True,
+        accepted: frozenset[str] | None = None,
+    ) -> None:
+        """``accepted``: the formats this run reads (``input_formats``), all by default."""
         total = usable_cores() if max_decodes is None else max_decodes
         if total < 1:
             raise ValueError("max_decodes must be at least 1")
+        self.accepted = imaging.accepted_formats() if accepted is None else accepted
         self._limiter = anyio.CapacityLimiter(total)
         self._processes = processes
         self._executor: ProcessPoolExecutor | None = None
@@ -107,9 +125,14 @@ class ImagePool:
 
     async def inspect(self, data: bytes) -> ImageHeader:
         self._check_open()
+        if data and imaging.fast_format(data) not in imaging.HEADER_IN_PROCESS:
+            # Not JPEG or PNG: transcoded anyway, and its plugin may decode while
+            # opening, so the header is read where decoding happens.
+            async with self._limiter:
+                return await self._off_loop(_inspect_in_worker, data, self.accepted)
         if len(data) <= _INLINE_INSPECT_BYTES:
-            return imaging.inspect(data)
-        return await anyio.to_thread.run_sync(imaging.inspect, data)
+            return imaging.inspect(data, self.accepted)
+        return await anyio.to_thread.run_sync(imaging.inspect, data, self.accepted)
 
     async def transcode(
         self,
@@ -121,35 +144,39 @@ class ImagePool:
     ) -> Transcoded:
         self._check_open()
         async with self._limiter:
-            if not self._processes:
-                work = partial(imaging.transcode, data, header, limits, cap=cap)
-                return await anyio.to_thread.run_sync(work)
-            try:
-                done = await self._in_process(data, header, limits, cap)
-            except BrokenProcessPool:
-                # A worker died (out of memory, killed) and took the pool with it; a
-                # fresh pool gets this image once more: a second death is its fault.
-                try:
-                    done = await self._in_process(data, header, limits, cap)
-                except BrokenProcessPool as exc:
-                    raise ItemError(
-                        "TranscodeCrashed", "the transcoder's worker process died twice"
-                    ) from exc
-        return done
+            return await self._off_loop(_transcode_in_worker, data, header, limits, cap)
 
-    async def _in_process(
-        self, data: bytes, header: ImageHeader, limits: ImageLimits, cap: int | None
-    ) -> Transcoded:
+    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker process (a thread with ``processes=False``); the
+        caller holds a decode slot."""
+        if not self._processes:
+            return await anyio.to_thread.run_sync(partial(fn, *args))
+        try:
+            return await self._in_process(fn, *args)
+        except BrokenProcessPool:
+            # A worker died (out of memory, killed) and took the pool with it; a
+            # fresh pool gets this image once more: a second death is its fault.
+            try:
+                return await self._in_process(fn, *args)
+            except BrokenProcessPool:
+                raise ItemError(
+                    "TranscodeCrashed", "the image worker process died twice on this image"
+                ) from None
+
+    async def _in_process(self, fn: Callable[..., T], *args: Any) -> T:
         pool = self._pool()
         try:
-            future: Future[Transcoded] = pool.submit(
-                _transcode_in_worker, data, header, limits, cap
-            )
+            future: Future[T] = pool.submit(fn, *args)
             try:
                 # A thread waits on the future (holding no GIL): any anyio backend works.
                 return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
             finally:
                 future.cancel()  # no-op once it runs or ran
+                # An error raised here holds this frame in its traceback, and the future
+                # holds the error: a cycle that would keep the callers' frames, and the
+                # image bytes in them, alive until a full garbage collection (measured:
+                # gigabytes with many large sources). Drop the future to break it.
+                del future
         except BrokenProcessPool:
             if self._executor is pool:  # others may have replaced it already
                 self._shutdown()

@@ -16,17 +16,19 @@ the image downloaded and transcoded (a refused call is not billed).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
-from typing import Any
+from typing import Any, Final
 
 from batchrek.clock import Clock, SystemClock
 from batchrek.errors import ItemError
 from batchrek.limits import ImageLimits
-from batchrek.models import HttpUrl, ImageInput, Item, LocalPath, Oversize, S3Ref
+from batchrek.models import HttpUrl, ImageInput, Item, LocalPath, Notice, Oversize, S3Ref
+from batchrek.prepare.budget import Lease
 from batchrek.prepare.fetch import Fetcher
-from batchrek.prepare.imaging import ImageHeader, fits
+from batchrek.prepare.imaging import ImageHeader, accepted_formats, extensions_for, fits
 from batchrek.prepare.pool import ImagePool
 from batchrek.prepare.regions import BucketRegions
 from batchrek.s3uri import parse_s3_prefix
@@ -36,7 +38,14 @@ __all__ = ["ItemPrep", "Preparer", "Stager", "content_key"]
 log = logging.getLogger("batchrek.prepare")
 
 _SERVICE_FORMATS = (".jpg", ".jpeg", ".png")
-_OTHER_IMAGE_EXT = (".webp", ".gif", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif")
+# Keys with these extensions are some other image format: downloaded and transcoded,
+# never sent as an S3Object (the service would refuse it: a wasted round trip).
+_OTHER_IMAGE_EXT: Final = tuple(
+    f".{ext}"
+    for ext in sorted(
+        extensions_for(accepted_formats()) - extensions_for(frozenset({"JPEG", "PNG"}))
+    )
+)
 
 
 def content_key(item: Item) -> str:
@@ -110,6 +119,7 @@ class ItemPrep:
         self._p = preparer
         self.item = item
         self._data: bytes | None = None
+        self._lease: Lease | None = None
         self._inputs: dict[tuple[ImageLimits, bool], ImageInput] = {}
         self._staged: list[dict[str, str]] = []
 
@@ -155,8 +165,11 @@ class ItemPrep:
         self.release()
 
     def release(self) -> None:
-        """Drop the bytes held for this item."""
+        """Drop the bytes held for this item, and give back their share of the budget."""
         self._data = None
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
     async def _cached(self, limits: ImageLimits, *, force_bytes: bool) -> ImageInput:
         key = (limits, force_bytes)
@@ -164,14 +177,7 @@ class ItemPrep:
             clock = self._p.clock
             started = clock.monotonic()
             made = await self._route(limits, force_bytes=force_bytes)
-            self._inputs[key] = ImageInput(
-                image=made.image,
-                mode=made.mode,
-                original=made.original,
-                sent=made.sent,
-                transcoded=made.transcoded,
-                prepare_s=clock.monotonic() - started,
-            )
+            self._inputs[key] = dataclasses.replace(made, prepare_s=clock.monotonic() - started)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug(
                     "route %s: %s%s%s",
@@ -202,18 +208,32 @@ class ItemPrep:
         if self._data is None:
             src = self.item.source
             f = self._p.fetcher
+            if self._lease is None:
+                self._lease = f.lease()
+            lease = self._lease
             if isinstance(src, LocalPath):
-                self._data = await f.local(src)
+                self._data = await f.local(src, lease)
             elif isinstance(src, HttpUrl):
-                self._data = await f.http(src)
+                self._data = await f.http(src, lease)
             else:
                 region = await self._p.regions.region_of(src.bucket)
-                self._data = await f.s3(src, region=region, known_size=self.item.size)
+                self._data = await f.s3(src, region=region, known_size=self.item.size, lease=lease)
         return self._data
 
     async def _from_bytes(self, data: bytes, limits: ImageLimits) -> ImageInput:
         pool = self._p.pool
         header = await pool.inspect(data)
+        made = await self._made_from(data, header, limits)
+        if header.exif_error is None:
+            return made
+        notice = Notice(
+            "ExifUnreadable",
+            f"the EXIF block cannot be read ({header.exif_error}); orientation 1 was assumed",
+        )
+        return dataclasses.replace(made, warnings=(*made.warnings, notice))
+
+    async def _made_from(self, data: bytes, header: ImageHeader, limits: ImageLimits) -> ImageInput:
+        pool = self._p.pool
         stats = header.stats()
         if fits(header, limits):
             return ImageInput(image={"Bytes": data}, mode="bytes", original=stats, sent=stats)

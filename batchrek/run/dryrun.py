@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from batchrek.call import classify
 from batchrek.config import Settings
+from batchrek.errors import forget_frames
 from batchrek.ledger import Verdict, identify
 from batchrek.manifest import read_manifest
 from batchrek.models import HttpUrl, ManifestProblem
@@ -45,7 +46,12 @@ async def dry_run(settings: Settings) -> Plan:
     free = (Verdict.UNCHANGED, Verdict.REUSED)
     async with AsyncExitStack() as stack:
         services = await Services.open(settings, stack)
-        entries = read_manifest(settings.manifest, fmt=settings.manifest_format, s3=services.s3)
+        entries = read_manifest(
+            settings.manifest,
+            fmt=settings.manifest_format,
+            s3=services.s3,
+            options=settings.read_options(),
+        )
         others = 0
 
         def other_shard() -> None:
@@ -58,28 +64,32 @@ async def dry_run(settings: Settings) -> Plan:
                 continue
             plan.items += 1
             prep = services.preparer.for_item(entry)
-            ledger = services.ledger
-            identity = None
-            if ledger is not None:
-                plan.verdicts = plan.verdicts if plan.verdicts is not None else Counter()
-                is_url = isinstance(entry.source, HttpUrl)
-                identity = await identify(
-                    entry, s3=services.s3, read_bytes=None if is_url else prep.source_bytes
-                )
-            for op in ops:
-                if ledger is not None and plan.verdicts is not None:
-                    if identity is None:
-                        plan.verdicts["unknown"] += 1
-                    else:
-                        verdict = ledger.check(op, entry.id, identity).verdict
-                        plan.verdicts[verdict.value] += 1
-                        if verdict in free:
-                            continue
-                try:
-                    route = await prep.plan(op.limits)
-                except Exception as exc:
-                    route = f"error ({classify(exc).code})"
-                plan.routes[(op.method, route)] += 1
+            try:
+                ledger = services.ledger
+                identity = None
+                if ledger is not None:
+                    plan.verdicts = plan.verdicts if plan.verdicts is not None else Counter()
+                    is_url = isinstance(entry.source, HttpUrl)
+                    identity = await identify(
+                        entry, s3=services.s3, read_bytes=None if is_url else prep.source_bytes
+                    )
+                for op in ops:
+                    if ledger is not None and plan.verdicts is not None:
+                        if identity is None:
+                            plan.verdicts["unknown"] += 1
+                        else:
+                            verdict = ledger.check(op, entry.id, identity).verdict
+                            plan.verdicts[verdict.value] += 1
+                            if verdict in free:
+                                continue
+                    try:
+                        route = await prep.plan(op.limits)
+                    except Exception as exc:
+                        forget_frames(exc)
+                        route = f"error ({classify(exc).code})"
+                    plan.routes[(op.method, route)] += 1
+            finally:
+                prep.release()  # its bytes and their share of the budget
     if plan.items + plan.manifest_problems + others == 0:
         no_items(settings)
     return plan

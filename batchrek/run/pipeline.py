@@ -16,10 +16,10 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from functools import partial
 
 import anyio
-import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from batchrek.call import (
@@ -41,7 +41,7 @@ from batchrek.run import streams
 from batchrek.run.dedupe import Deduper
 from batchrek.run.identity import run_identity
 from batchrek.run.outcome import RunOutcome, outcome
-from batchrek.run.records import MANIFEST_OPERATION, problem_result
+from batchrek.run.records import MANIFEST_OPERATION, problem_result, record_line
 from batchrek.run.services import Services
 from batchrek.run.work import ItemWorker, Work
 
@@ -104,6 +104,7 @@ class _Run:
             clock=clock,
         )
         self.stopping = False
+        self.not_a_manifest: ManifestUnreadable | None = None
         self.problems = 0  # manifest problems recorded by this run
 
     @property
@@ -138,39 +139,58 @@ class _Run:
     # -- producer -------------------------------------------------------------
 
     async def produce(self, send: MemoryObjectSendStream[Work | Result]) -> None:
-        resume = self.svc.resume
+        options = replace(self.s.read_options(), on_skip=self.metrics.listing_skipped)
         entries = _timed(
-            read_manifest(self.s.manifest, fmt=self.s.manifest_format, s3=self.svc.s3),
+            read_manifest(
+                self.s.manifest, fmt=self.s.manifest_format, s3=self.svc.s3, options=options
+            ),
             self.metrics.observe_read_wait,
             self.clock,
         )
         selected = self.s.selection().select(entries, on_other_shard=self.metrics.shard_filtered)
         async with send:
-            async for entry in selected:
-                if self.stopping:
-                    break
-                if isinstance(entry, ManifestProblem):
-                    self.metrics.manifest_problem()
-                    if resume is not None and (entry.id, MANIFEST_OPERATION) in resume:
-                        self.metrics.skipped(MANIFEST_OPERATION)
-                        continue
-                    await streams.send(send, problem_result(entry))
+            try:
+                await self._dispatch(selected, send)
+            except ManifestUnreadable as exc:
+                if self.metrics.items == 0:
+                    raise  # nothing was sent on: stop at once
+                # The file turned out not to be a manifest after some items went on
+                # (mostly malformed past 1,000 lines): calls in flight finish and are
+                # written, queued items are left for a rerun, then the run stops (exit 2).
+                self.stopping = True
+                self.not_a_manifest = exc
+
+    async def _dispatch(
+        self,
+        selected: AsyncIterator[Item | ManifestProblem],
+        send: MemoryObjectSendStream[Work | Result],
+    ) -> None:
+        resume = self.svc.resume
+        async for entry in selected:
+            if self.stopping:
+                break
+            if isinstance(entry, ManifestProblem):
+                self.metrics.manifest_problem()
+                if resume is not None and (entry.id, MANIFEST_OPERATION) in resume:
+                    self.metrics.skipped(MANIFEST_OPERATION)
                     continue
-                self.metrics.item_read()
-                todo = tuple(
-                    op for op in self.ops if resume is None or (entry.id, op.method) not in resume
-                )
-                identity = checks = None
-                ledger = self.svc.ledger
-                if ledger is not None and todo and (identity := known_identity(entry)):
-                    todo, checks = ledger.split(entry, todo, identity)  # unchanged: skip
-                for op in self.ops:
-                    if op not in todo:
-                        self.metrics.skipped(op.method)
-                if todo:
-                    await streams.send(send, Work(entry, todo, identity, checks))
-                else:
-                    self.metrics.item_finished()
+                await streams.send(send, problem_result(entry))
+                continue
+            self.metrics.item_read()
+            todo = tuple(
+                op for op in self.ops if resume is None or (entry.id, op.method) not in resume
+            )
+            identity = checks = None
+            ledger = self.svc.ledger
+            if ledger is not None and todo and (identity := known_identity(entry)):
+                todo, checks = ledger.split(entry, todo, identity)  # unchanged: skip
+            for op in self.ops:
+                if op not in todo:
+                    self.metrics.skipped(op.method)
+            if todo:
+                await streams.send(send, Work(entry, todo, identity, checks))
+            else:
+                self.metrics.item_finished()
         m = self.metrics
         if not self.stopping and m.items + m.manifest_problems + m.shard_filtered_items == 0:
             no_items(self.s)
@@ -205,7 +225,7 @@ class _Run:
         ledger, ledger_sink = self.svc.ledger, self.svc.ledger_sink
         async with recv:
             async for result in streams.items(recv):
-                line = orjson.dumps(result.to_record()) + b"\n"
+                line = record_line(result)
                 if ledger_sink is not None and ledger is not None:
                     # Remembered with where it lands; its entry once it is durable.
                     await ledger_sink.write(line, ledger.keys_of(result))
@@ -309,9 +329,14 @@ async def run_batch(
                 if found is None:
                     raise
                 raise found from None
+            if run.not_a_manifest is not None:
+                raise run.not_a_manifest
             await services.sink.flush(durable=True)  # a failure of the last write lands here
         except OutputFailed as exc:
             error = exc  # billing has stopped; the summary still says what was done
+        budget = services.preparer.fetcher.budget
+        if budget is not None:
+            metrics.set_source_budget(total=budget.total, peak=budget.peak, waits=budget.waits)
     metrics.finish()
     summary = metrics.summary()
     if services.ledger is not None:

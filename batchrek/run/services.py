@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aioboto3
-import aiohttp
 import anyio
 from aiobotocore.config import AioConfig
 
@@ -31,7 +30,15 @@ from batchrek.output import (
     check_s3_output,
     load_resume,
 )
-from batchrek.prepare import BucketRegions, Fetcher, ImagePool, Preparer, Stager
+from batchrek.prepare import (
+    BucketRegions,
+    ByteBudget,
+    Fetcher,
+    ImagePool,
+    Preparer,
+    Stager,
+    make_http_session,
+)
 
 __all__ = ["Services", "output_for_shard"]
 
@@ -103,8 +110,11 @@ class Services:
                 return s3_clients[bucket_region]
 
         s3 = await s3_for_region(region)
-        http = await stack.enter_async_context(aiohttp.ClientSession())
-        pool = ImagePool()
+        policy = settings.address_policy()
+        http = await stack.enter_async_context(
+            make_http_session(policy, connections=settings.concurrency)
+        )
+        pool = ImagePool(accepted=settings.accepted_formats())
         stack.callback(pool.close)
         fetcher = Fetcher(
             s3_for_region=s3_for_region,
@@ -112,6 +122,8 @@ class Services:
             max_bytes=settings.max_source_bytes,
             allow_http=settings.allow_http,
             http_timeout_s=settings.http_timeout_s,
+            budget=ByteBudget(settings.source_budget_bytes()),
+            policy=policy,
         )
         stack.callback(fetcher.close)
         stager = None

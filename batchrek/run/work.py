@@ -39,6 +39,7 @@ from batchrek.call import (
     trim_response,
 )
 from batchrek.clock import Clock
+from batchrek.errors import forget_frames
 from batchrek.ledger import Check, Identity, Ledger, Verdict, identify
 from batchrek.models import ErrorInfo, ImageInput, Item, Oversize, Result
 from batchrek.observe import RunMetrics
@@ -167,6 +168,7 @@ class ItemWorker:
         try:
             inp = await prep.input_for(op.limits)
         except Exception as exc:
+            forget_frames(exc)  # they hold the image bytes (errors.forget_frames)
             return error_result(item, op, classify(exc), attempts=0)
         self._observe_prepare(inp, prepared)
         outcome = await self._with_retry(op, inp, item.id)
@@ -180,6 +182,7 @@ class ItemWorker:
             try:
                 inp = await prep.bytes_for(op.limits)
             except Exception as exc:
+                forget_frames(exc)
                 return error_result(item, op, classify(exc), attempts=attempts)
             self._observe_prepare(inp, prepared)
             outcome = await self._with_retry(op, inp, item.id)
@@ -200,6 +203,7 @@ class ItemWorker:
             meta=item.meta,
             transcode=inp.transcode_record(),
             image=inp.image_record(),
+            warnings=inp.warnings,
         )
 
     async def _with_retry(

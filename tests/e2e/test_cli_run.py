@@ -371,6 +371,7 @@ def test_http_urls_need_allow_http(tmp_path: Path, emu: Any, s3: S3Bed, http_ima
         *run_args(manifest, tmp_path / "o2.jsonl", emu.endpoint_url, s3.endpoint_url),
         "--allow-http",
         output=tmp_path / "o2.jsonl",
+        env={"BATCHREK_ALLOW_LOOPBACK_ADDRESSES": "true"},  # the server is on 127.0.0.1
     )
     codes = {r["id"].rsplit("/", 1)[1]: (r["error"] or {}).get("code") for r in allowed.records}
     assert codes == {"a.jpg": None, "missing.jpg": "SourceNotFound"}

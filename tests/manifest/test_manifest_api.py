@@ -12,11 +12,14 @@ def test_public_api_is_exactly_all() -> None:
 
 def test_all_names_the_documented_entry_points() -> None:
     assert set(manifest.__all__) == {
+        "BAD_SHARE_AFTER",
         "FORMATS",
         "IMAGE_EXTENSIONS",
+        "ReadOptions",
         "S3ClientLike",
         "SeenIds",
         "Selection",
+        "SkipCounter",
         "SourceSyntaxError",
         "detect_format",
         "parse_source",

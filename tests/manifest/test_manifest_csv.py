@@ -7,16 +7,20 @@ from pathlib import Path
 import pytest
 
 from batchrek.errors import ManifestUnreadable
-from batchrek.manifest import read_manifest
+from batchrek.manifest import ReadOptions, read_manifest
 from batchrek.models import HttpUrl, Item, ManifestProblem, S3Ref
 
 pytestmark = pytest.mark.anyio
+
+# These tests read one malformed line alone; the "not a manifest" rules are tested
+# in test_manifest_guard.py.
+ONE_BAD_LINE_IS_FINE = ReadOptions(max_leading_bad_lines=0)
 
 
 async def _read(tmp_path: Path, text: str) -> list[Item | ManifestProblem]:
     path = tmp_path / "m.csv"
     path.write_text(text, encoding="utf-8")
-    return [record async for record in read_manifest(str(path))]
+    return [record async for record in read_manifest(str(path), options=ONE_BAD_LINE_IS_FINE)]
 
 
 def _items(records: list[Item | ManifestProblem]) -> list[Item]:

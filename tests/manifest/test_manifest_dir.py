@@ -102,3 +102,76 @@ async def test_unlistable_root_is_unreadable(
     monkeypatch.setattr(os, "scandir", scandir)
     with pytest.raises(ManifestUnreadable, match="Permission denied"):
         await _read(tmp_path)
+
+
+async def _read_counting(root: Path, **options: Any) -> tuple[list[str], dict[str, int]]:
+    from batchrek.manifest import ReadOptions
+
+    skipped: dict[str, int] = {}
+
+    def count(reason: str, n: int) -> None:
+        skipped[reason] = skipped.get(reason, 0) + n
+
+    opts = ReadOptions(on_skip=count, **options)
+    records = [r async for r in read_manifest(str(root), options=opts)]
+    return _relative(records, root), skipped
+
+
+async def test_real_image_extensions_are_listed(tmp_path: Path) -> None:
+    _touch(tmp_path, "a.apng", "b.avifs", "c.jfif", "d.jpe", "e.JPG")
+    names, _ = await _read_counting(tmp_path)
+    assert names == ["a.apng", "b.avifs", "c.jfif", "d.jpe", "e.JPG"]
+
+
+async def test_skipped_files_are_counted_with_their_reason(tmp_path: Path) -> None:
+    _touch(tmp_path, "a.jpg", "notes.txt", "data.json", ".hidden.jpg")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    names, skipped = await _read_counting(tmp_path)
+    assert names == ["a.jpg"]
+    assert skipped == {
+        "not_an_image_extension": 2,
+        "hidden": 1,
+        "not_a_regular_file": 1,
+        "broken_symlink": 1,
+    }
+
+
+async def test_a_symlink_out_of_the_root_is_not_followed(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    _touch(root, "in.jpg")
+    _touch(outside, "secret.jpg", "deep/more.jpg")
+    (root / "link.jpg").symlink_to(outside / "secret.jpg")
+    (root / "linked-dir").symlink_to(outside)
+    names, skipped = await _read_counting(root)
+    assert (names, skipped) == (["in.jpg"], {"symlink_outside_root": 2})
+
+
+async def test_follow_outside_symlinks_follows_them(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    _touch(root, "in.jpg")
+    _touch(outside, "secret.jpg")
+    (root / "link.jpg").symlink_to(outside / "secret.jpg")
+    names, _ = await _read_counting(root, follow_outside_symlinks=True)
+    assert names == ["in.jpg", "link.jpg"]
+
+
+async def test_a_symlink_inside_the_root_is_followed(tmp_path: Path) -> None:
+    _touch(tmp_path, "sub/a.jpg")
+    (tmp_path / "alias.jpg").symlink_to(tmp_path / "sub" / "a.jpg")
+    names, skipped = await _read_counting(tmp_path)
+    assert (names, skipped) == (["alias.jpg", "sub/a.jpg"], {})
+
+
+async def test_a_name_that_is_not_utf8_gets_a_writable_id_and_keeps_its_path(
+    tmp_path: Path,
+) -> None:
+    raw = os.fsencode(str(tmp_path)) + b"/caf\xe9.jpg"
+    fd = os.open(raw, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+    [item] = await _read(tmp_path)
+    assert isinstance(item, Item)
+    assert isinstance(item.source, LocalPath)
+    assert item.id.endswith("caf\\xe9.jpg")
+    assert item.id.encode("utf-8")  # writable as JSON
+    assert os.fsencode(item.source.path) == raw  # still readable

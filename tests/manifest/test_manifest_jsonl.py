@@ -8,10 +8,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from batchrek.manifest import read_manifest
+from batchrek.manifest import ReadOptions, read_manifest
 from batchrek.models import Item, LocalPath, ManifestProblem, S3Ref
 
 pytestmark = pytest.mark.anyio
+
+# These tests read one malformed line alone; the "not a manifest" rules are tested
+# in test_manifest_guard.py.
+ONE_BAD_LINE_IS_FINE = ReadOptions(max_leading_bad_lines=0)
 
 GROUND_TRUTH = {
     "source-ref": "s3://gt-bucket/images/cat.jpg",
@@ -28,7 +32,7 @@ GROUND_TRUTH = {
 async def _read(tmp_path: Path, text: str, name: str = "m.jsonl") -> list[Item | ManifestProblem]:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
-    return [record async for record in read_manifest(str(path))]
+    return [record async for record in read_manifest(str(path), options=ONE_BAD_LINE_IS_FINE)]
 
 
 async def _one_problem(tmp_path: Path, line: str) -> ManifestProblem:
@@ -125,6 +129,19 @@ async def test_bad_line_does_not_stop_reading(tmp_path: Path) -> None:
 async def test_problem_id_names_the_line(tmp_path: Path) -> None:
     records = await _read(tmp_path, '{"image": "s3://b/1.jpg"}\nnot json\n')
     assert records[1].id == "manifest-line-2"
+
+
+async def test_metadata_too_deep_to_write_is_a_problem(tmp_path: Path) -> None:
+    deep = '{"a": ' * 300 + "1" + "}" * 300
+    line = '{"image": "s3://b/k.jpg", "meta": ' + deep + "}"
+    problem = await _one_problem(tmp_path, line)
+    assert "cannot be written" in problem.reason
+
+
+async def test_deep_but_writable_metadata_is_kept(tmp_path: Path) -> None:
+    deep = '{"a": ' * 200 + "1" + "}" * 200
+    [item] = await _read(tmp_path, '{"image": "s3://b/k.jpg", "meta": ' + deep + "}\n")
+    assert isinstance(item, Item)
 
 
 async def test_an_s3_line_may_carry_the_objects_size_and_etag(tmp_path: Path) -> None:

@@ -66,9 +66,19 @@ async def test_invalid_utf8_marks_only_that_line_bad() -> None:
     assert list(bad) == [2]
 
 
-async def test_endless_line_stops_reading() -> None:
-    with pytest.raises(StreamBroken, match="longer than"):
-        await _lines(b"x" * (MAX_LINE_BYTES + 2), size=1 << 22)
+async def test_an_endless_line_is_one_bad_line_and_reading_goes_on() -> None:
+    data = b"first\n" + b"x" * (MAX_LINE_BYTES + 2) + b"\nlast\n"
+    batches = [b async for b in split_lines(_chunks(data, 1 << 22))]
+    lines = [
+        (n, line[:5], b.bad.get(n - b.first))
+        for b in batches
+        for n, line in enumerate(b.lines, b.first)
+    ]
+    assert lines == [
+        (1, "first", None),
+        (2, "xxxxx", f"longer than {MAX_LINE_BYTES:,} bytes; skipped"),
+        (3, "last", None),
+    ]
 
 
 async def test_gunzip_streams_concatenated_members() -> None:

@@ -163,3 +163,24 @@ async def test_listing_that_fails_later_ends_with_a_problem() -> None:
         "listing s3://b/p/ failed after 1 images: An error occurred (SlowDown) when "
         "calling the ListObjectsV2 operation: busy"
     )
+
+
+async def test_a_manifest_from_s3_may_not_name_local_files(s3: S3Bed, s3c: Any) -> None:
+    """Its lines are someone else's data: they must not read this machine's files."""
+    lines = b"s3://b/ok.jpg\n/etc/passwd\nfile:///etc/shadow\n../../home/u/.ssh/id_rsa\nrel.jpg\n"
+    s3.put(s3.bucket_use1, f"{PREFIX}/hostile.txt", lines)
+    records = await _read(f"s3://{s3.bucket_use1}/{PREFIX}/hostile.txt", s3c)
+    assert [type(r).__name__ for r in records] == ["Item"] + ["ManifestProblem"] * 4
+    assert all("read from S3" in r.reason for r in records if isinstance(r, ManifestProblem))
+
+
+async def test_a_listing_counts_the_keys_it_skips(listing: str, s3c: Any) -> None:
+    from batchrek.manifest import ReadOptions
+
+    skipped: dict[str, int] = {}
+
+    def count(reason: str, n: int) -> None:
+        skipped[reason] = skipped.get(reason, 0) + n
+
+    await _read(listing, s3c, options=ReadOptions(on_skip=count))
+    assert skipped == {"not_an_image_extension": 2}

@@ -35,3 +35,19 @@ def test_shards_partition_ids_stably_and_evenly() -> None:
     counts = [sum(shard_of(i, 3) == s for i in ids) for s in range(3)]
     assert [shard_of(i, 3) for i in ids] == [shard_of(i, 3) for i in ids]
     assert min(counts) > 900
+
+
+@pytest.mark.parametrize("text", ["/tmp/a\x00.jpg", "file:///tmp/a%00.jpg", "a\x00b.jpg"])
+def test_a_nul_byte_is_a_syntax_error(text: str) -> None:
+    with pytest.raises(SourceSyntaxError, match="NUL"):
+        parse_source(text)
+
+
+@pytest.mark.parametrize("text", ["/etc/passwd", "file:///etc/passwd", "../x.jpg", "x.jpg"])
+def test_local_references_are_refused_where_local_files_are_not_allowed(text: str) -> None:
+    with pytest.raises(SourceSyntaxError, match="read from S3"):
+        parse_source(text, allow_local=False)
+
+
+def test_remote_references_are_fine_where_local_files_are_not_allowed() -> None:
+    assert parse_source("https://x.org/a.jpg", allow_local=False) == HttpUrl("https://x.org/a.jpg")

@@ -175,3 +175,45 @@ def test_a_second_push_of_a_shard_replaces_the_first(pushgateway: str) -> None:
     samples = _scrape(pushgateway)
     labels = {"job": "batchrek-test", "shard": "5", "operation": "detect_labels"}
     assert _value(samples, "batchrek_pairs_total", status="ok", **labels) == 0
+
+
+# -- credentials in the Pushgateway URL -------------------------------------------------
+
+
+@pytest.fixture
+def recording_gateway() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """A stand-in Pushgateway on 127.0.0.1 that records each request's path and auth."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append({"path": self.path, "auth": self.headers.get("Authorization", "")})
+            self.send_response(202)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+
+
+def test_credentials_in_the_url_go_as_basic_auth_not_in_the_request(
+    recording_gateway: tuple[str, list[dict[str, str]]],
+) -> None:
+    import base64
+
+    address, seen = recording_gateway
+    push(f"http://ops:s3cret@{address}", _summary(), job="j", grouping={"shard": "0"})
+    [request] = seen
+    assert request["auth"] == "Basic " + base64.b64encode(b"ops:s3cret").decode()
+    assert "s3cret" not in request["path"]

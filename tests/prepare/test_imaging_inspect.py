@@ -7,7 +7,8 @@ import io
 import pytest
 from PIL import Image, ImageFile
 
-# The module itself, for patching its globals (``MAX_PIXELS``, ``_OPENABLE``).
+# The modules themselves, for patching their globals (``MAX_PIXELS``, ``OPENABLE``).
+import batchrek.prepare.imaging._formats as formats
 import batchrek.prepare.imaging._inspect as imaging
 from batchrek.errors import ItemError
 from batchrek.limits import limits_for
@@ -70,7 +71,7 @@ def test_jpeg_with_a_trailer_after_eoi_is_complete() -> None:
 def test_heic_without_the_plugin_says_to_install_the_extra(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(imaging, "_OPENABLE", imaging._OPENABLE - {"HEIF"})
+    monkeypatch.setattr(formats, "OPENABLE", formats.OPENABLE - {"HEIF"})
     heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
     with pytest.raises(ItemError, match=r"batchrek\[heif\]") as caught:
         inspect(heic)

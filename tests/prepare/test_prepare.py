@@ -31,15 +31,20 @@ class FakeFetcher:
         self.data = data
         self.reads = 0
 
-    async def local(self, src: Any) -> bytes:
+    def lease(self) -> None:
+        return None
+
+    async def local(self, src: Any, lease: Any = None) -> bytes:
         self.reads += 1
         return self.data
 
-    async def s3(self, src: Any, *, region: str, known_size: int | None) -> bytes:
+    async def s3(
+        self, src: Any, *, region: str, known_size: int | None, lease: Any = None
+    ) -> bytes:
         self.reads += 1
         return self.data
 
-    async def http(self, src: Any) -> bytes:
+    async def http(self, src: Any, lease: Any = None) -> bytes:
         self.reads += 1
         return self.data
 
@@ -128,7 +133,7 @@ class SlowFetcher(FakeFetcher):
         super().__init__(data)
         self.clock, self.seconds = clock, seconds
 
-    async def local(self, src: Any) -> bytes:
+    async def local(self, src: Any, lease: Any = None) -> bytes:
         self.clock.advance(self.seconds)
         return await super().local(src)
 
@@ -176,3 +181,13 @@ def test_content_key_normalises_local_paths() -> None:
     assert content_key(Item("a", LocalPath("/d/./x.jpg"))) == content_key(
         Item("b", LocalPath("/d/x.jpg"))
     )
+
+
+@pytest.mark.anyio
+async def test_an_unreadable_exif_block_is_a_warning_on_the_input(pool: ImagePool) -> None:
+    from batchrek.testing import oddfiles
+
+    p = _preparer(pool, oddfiles.malformed_exif_jpeg("not-tiff"))
+    inp = await p.for_item(Item("i", LocalPath("/x.jpg"))).input_for(LABELS)
+    assert (inp.mode, inp.transcoded) == ("bytes", False)
+    assert [w.code for w in inp.warnings] == ["ExifUnreadable"]

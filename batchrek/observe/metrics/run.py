@@ -69,6 +69,7 @@ class RunMetrics:
         self._recent: deque[tuple[float, int, int]] = deque(maxlen=11)
         self.items = 0
         self.manifest_problems = 0
+        self.listing_skipped_by: dict[str, int] = {}
         self.shard_filtered_items = 0
         self.total_items: int | None = None
         self.concurrency_limit: int | None = None  # the live in-flight cap
@@ -78,6 +79,7 @@ class RunMetrics:
         self.images_done = 0
         self._source = SourceStats()
         self._end_to_end = Histogram()
+        self.source_budget: dict[str, int] = {}
         self._last_ok: float | None = None
         self._ticks = 0
         self._at_cap_ticks = 0
@@ -98,6 +100,11 @@ class RunMetrics:
 
     def manifest_problem(self) -> None:
         self.manifest_problems += 1
+
+    def listing_skipped(self, reason: str, n: int = 1) -> None:
+        """Entries a folder, prefix or inventory listing left out, by reason (not an
+        image extension, hidden, a symlink out of the root, not a regular file ...)."""
+        self.listing_skipped_by[reason] = self.listing_skipped_by.get(reason, 0) + n
 
     def skipped(self, op: str, n: int = 1) -> None:
         """Pairs already done in an earlier run (resume)."""
@@ -189,6 +196,11 @@ class RunMetrics:
     def set_total(self, n: int | None) -> None:
         """The manifest's size in items, when known; the ETA needs it."""
         self.total_items = n
+
+    def set_source_budget(self, *, total: int, peak: int, waits: int) -> None:
+        """The byte budget over sources held at once: its size, the most ever held,
+        and how many sources had to wait for room."""
+        self.source_budget = {"bytes": total, "peak_bytes": peak, "waits": waits}
 
     def finish(self) -> None:
         """Freeze the elapsed time, so every later summary agrees."""
@@ -327,6 +339,7 @@ class RunMetrics:
             "deduplicated": self._sum("deduplicated"),
             "shard_filtered": self.shard_filtered_items,
             "manifest_problems": self.manifest_problems,
+            "listing_skipped": dict(sorted(self.listing_skipped_by.items())),
             "retries": self._sum("retries"),
             "throttled": self._sum("throttled"),
             "attempts": self._sum("attempts"),
@@ -348,6 +361,7 @@ class RunMetrics:
             },
             "service_busy_s": round(busy_s, 3),
             **self._cpu.summary(),
+            "source_budget": dict(self.source_budget),
             "started_unix": round(self._start_wall, 3),
             "last_success_unix": last_ok,
             "by_operation": {op: stats.summary(elapsed) for op, stats in self._ops.items()},

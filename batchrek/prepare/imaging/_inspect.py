@@ -1,13 +1,20 @@
 """Read an image's header cheaply and refuse what must never be decoded or sent.
 
     inspect(bytes) ──▶ ImageHeader ── fits()? ──yes──▶ send the original bytes, unchanged
-                                          └──no───▶ transcode() (see ``transcode.py``)
+                                          └──no───▶ transcode() (see ``_transcode.py``)
 
-Only the header is read, never the pixels: the format from magic bytes, the size, the
-EXIF orientation still to apply, the mode. What a header read refuses: a
-decompression bomb (declared pixels over ``MAX_PIXELS`` or Pillow's own cap), a
-truncated JPEG or PNG (no end marker: such a file may be sent as is, so it is
-checked), an unknown format or one whose optional decoder is missing.
+Only the header is read, never the pixels: the format (``_formats``: magic bytes,
+then Pillow's identification over the allow-list), the size, the EXIF orientation
+still to apply, the mode. What a header read refuses: a decompression bomb
+(declared pixels over ``MAX_PIXELS`` or Pillow's own cap), a truncated JPEG or PNG
+(no end marker: such a file may be sent as is, so it is checked), a format that is
+not on the allow-list or not in ``input_formats``, or whose optional decoder is
+missing. An EXIF block that cannot be parsed never fails an image: orientation 1 is
+assumed and the header says why (``exif_error``), for the record's ``warnings``.
+
+This module is the named boundary for Pillow's errors (``pillow_errors``): whatever
+Pillow raises on untrusted bytes becomes a precise ``ItemError`` (CorruptImage,
+DecompressionBomb, UnsupportedFormat), never an unclassified exception.
 
 Pure and synchronous. Pillow work must not run on the event loop: callers go through
 ``batchrek.prepare.pool.ImagePool``.
@@ -16,6 +23,9 @@ Pure and synchronous. Pillow work must not run on the event loop: callers go thr
 from __future__ import annotations
 
 import io
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
@@ -24,6 +34,12 @@ from PIL import Image, ImageFile
 from batchrek.errors import ItemError
 from batchrek.limits import ImageLimits
 from batchrek.models import ImageStats
+from batchrek.prepare.imaging._formats import (
+    READABLE,
+    fast_format,
+    identify,
+    require_decoder,
+)
 from batchrek.prepare.imaging._jpeghead import ORIENTATION_TAG, read_jpeg_head
 
 __all__ = [
@@ -33,11 +49,15 @@ __all__ = [
     "fits",
     "inspect",
     "open_image",
+    "pillow_errors",
 ]
 
 # A truncated file must fail loudly, never decode to a half-grey image. Set here, where
 # every user of Pillow in batchrek (transcode, worker processes) imports it first.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Hostile files make Pillow warn ("Corrupt EXIF data", "malformed MPO") once each: a
+# run over a bucket of them would fill the log. What matters reaches the record.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
 # Twice the largest image the service takes (10,000 x 10,000): above this the header
@@ -51,23 +71,7 @@ _SAFE_MODES: Final = {
     "JPEG": frozenset({"L", "RGB"}),
     "PNG": frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA"}),
 }
-# Formats that need an optional decoder (pillow-heif, or a Pillow built with libavif).
-_EXTRA_FORMATS: Final = frozenset({"HEIF", "AVIF"})
-
-
-def _register_optional_decoders() -> frozenset[str]:
-    """HEIC via pillow-heif when installed (the ``batchrek[heif]`` extra)."""
-    try:
-        import pillow_heif
-    except ImportError:
-        pass
-    else:
-        pillow_heif.register_heif_opener()
-    Image.init()
-    return frozenset(Image.OPEN)
-
-
-_OPENABLE: frozenset[str] = _register_optional_decoders()
+_EVERY_FORMAT: Final = frozenset(READABLE)
 
 
 def _tiff_self_orients() -> bool:
@@ -94,6 +98,7 @@ class ImageHeader:
     orientation: int = 1
     mode: str = "RGB"
     frames: int = 1
+    exif_error: str | None = None  # the EXIF block could not be parsed: orientation 1
 
     @property
     def transposed(self) -> bool:
@@ -113,30 +118,33 @@ class ImageHeader:
         )
 
 
-def inspect(data: bytes) -> ImageHeader:
-    """Format (from magic bytes), size, orientation; no full decode.
+def inspect(data: bytes, accepted: frozenset[str] = _EVERY_FORMAT) -> ImageHeader:
+    """Format, size, orientation; no full decode. ``accepted`` narrows the formats
+    (the ``input_formats`` setting); JPEG and PNG are always accepted.
 
     JPEG and PNG may be sent as they are, so they are also checked for truncation
-    (an end marker after the first scan / an IEND chunk): a cheap byte search.
+    (an end marker after the first scan / an IEND chunk): a cheap byte search. Other
+    formats open through Pillow, and some plugins decode while opening: call this in
+    a worker process for anything ``fast_format`` does not call JPEG or PNG.
     """
     if not data:
         raise ItemError("EmptyImage", "the image has 0 bytes")
-    fmt = _magic(data)
-    if fmt is None:
-        raise ItemError("UnsupportedFormat", "not a recognised image format (by its magic bytes)")
-    if fmt == "JPEG":
+    if fast_format(data) == "JPEG":
         head = read_jpeg_head(data)  # ~10 us where Pillow's open costs ~60-120 us
         if head is not None:
-            _check_header(fmt, head.width, head.height, complete=head.complete)
+            _check_header("JPEG", head.width, head.height, complete=head.complete)
             return ImageHeader(
-                format=fmt,
+                format="JPEG",
                 bytes=len(data),
                 width=head.width,
                 height=head.height,
                 orientation=head.orientation,
                 mode=head.mode,
             )
-    return _inspect_with_pillow(data, fmt)
+    with pillow_errors("image", "identification"):
+        fmt = identify(data, accepted)
+    with pillow_errors(fmt, "header read"):
+        return _inspect_with_pillow(data, fmt)
 
 
 def _inspect_with_pillow(data: bytes, fmt: str) -> ImageHeader:
@@ -148,15 +156,53 @@ def _inspect_with_pillow(data: bytes, fmt: str) -> ImageHeader:
     elif fmt == "PNG":
         complete = _png_complete(data)
     _check_header(fmt, width, height, complete=complete)
+    orientation, exif_error = _orientation(im)
     return ImageHeader(
         format=fmt,
         bytes=len(data),
         width=width,
         height=height,
-        orientation=_orientation(im),
+        orientation=orientation,
         mode=im.mode,
-        frames=int(getattr(im, "n_frames", 1)),
+        frames=_frames(im),
+        exif_error=exif_error,
     )
+
+
+def _frames(im: Image.Image) -> int:
+    """Frames or pages; only the first is ever used, so a broken chain after it is 1."""
+    try:
+        return int(getattr(im, "n_frames", 1))
+    except Exception:  # a broken frame/IFD chain after the first: the first still decodes
+        return 1
+
+
+@contextmanager
+def pillow_errors(fmt: str, stage: str) -> Iterator[None]:
+    """The boundary for Pillow's errors on untrusted bytes: each becomes a precise
+    ItemError. ``stage`` says what was being done ("header read", "decode" ...)."""
+    try:
+        yield
+    except ItemError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ItemError("DecompressionBomb", f"{fmt}: {exc}") from None
+    except MemoryError:
+        raise ItemError(
+            "DecompressionBomb", f"{fmt} {stage} needs more memory than this process has"
+        ) from None
+    except OSError as exc:
+        text = str(exc)
+        if "not available" in text and ("decoder" in text or "encoder" in text):
+            raise ItemError("UnsupportedFormat", f"{fmt}: this Pillow lacks {text}") from None
+        raise ItemError("CorruptImage", f"{fmt} {stage} failed: {_describe(exc)}") from None
+    except Exception as exc:  # any other failure on untrusted bytes: the data is bad
+        raise ItemError("CorruptImage", f"{fmt} {stage} failed: {_describe(exc)}") from None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _check_header(fmt: str, width: int, height: int, *, complete: bool) -> None:
@@ -181,63 +227,16 @@ def fits(header: ImageHeader, limits: ImageLimits, *, cap: int | None = None) ->
     )
 
 
-def _require_decoder(fmt: str) -> None:
-    if fmt not in _OPENABLE:
-        if fmt in _EXTRA_FORMATS:
-            raise ItemError(
-                "UnsupportedFormat",
-                f"{fmt} needs an optional decoder: pip install 'batchrek[heif]'",
-            )
-        raise ItemError("UnsupportedFormat", f"this Pillow cannot decode {fmt}")
-
-
-def _magic(data: bytes) -> str | None:
-    """The format by magic bytes; a file's name is never trusted."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "TIFF"
-    if data[:2] == b"BM" and int.from_bytes(data[14:18], "little") in (
-        12,
-        40,
-        52,
-        56,
-        64,
-        108,
-        124,
-    ):
-        return "BMP"
-    if data[4:8] == b"ftyp":
-        return _iso_brand(data)
-    return None
-
-
-def _iso_brand(data: bytes) -> str | None:
-    """HEIF or AVIF from an ISO-BMFF ``ftyp`` box (major and compatible brands)."""
-    end = min(int.from_bytes(data[:4], "big"), len(data), 256)
-    brands = {data[8:12]} | {data[i : i + 4] for i in range(16, end - 3, 4)}
-    if brands & {b"avif", b"avis"}:
-        return "AVIF"
-    heif = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"mif2"}
-    return "HEIF" if brands & heif else None
-
-
 def open_image(data: bytes, fmt: str) -> ImageFile.ImageFile:
     """Parse the header only (transcode decodes from it). Not closed by us: the
     buffer holds no OS resource."""
-    _require_decoder(fmt)
+    require_decoder(fmt)
     try:
         return Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError as exc:
-        raise ItemError("DecompressionBomb", f"declared size is over Pillow's cap: {exc}") from exc
+        raise ItemError("DecompressionBomb", f"declared size is over Pillow's cap: {exc}") from None
     except Exception as exc:  # any parse failure of untrusted bytes is "corrupt"
-        raise ItemError("CorruptImage", f"{fmt} header cannot be read: {exc}") from exc
+        raise ItemError("CorruptImage", f"{fmt} header cannot be read: {_describe(exc)}") from None
 
 
 def check_pixels(fmt: str, width: int, height: int) -> None:
@@ -249,22 +248,27 @@ def check_pixels(fmt: str, width: int, height: int) -> None:
         )
 
 
-def _orientation(im: Image.Image) -> int:
-    """The EXIF orientation still to apply (1 where the decoder applies it itself)."""
+def _orientation(im: Image.Image) -> tuple[int, str | None]:
+    """The EXIF orientation still to apply (1 where the decoder applies it itself),
+    and why the EXIF block could not be read, if it could not: then 1, as a viewer
+    that cannot read the tag shows the image."""
     if im.format == "TIFF" and _TIFF_SELF_ORIENTS:
-        return 1
+        return 1, None
     # PNG's getexif() decodes the whole image to look for a late eXIf chunk; a header
     # read must not, so EXIF found in the header is parsed directly.
     raw = im.info.get("exif")
-    if isinstance(raw, bytes):
-        exif = Image.Exif()
-        exif.load(raw)
-    elif im.format == "PNG":
-        return 1
-    else:
-        exif = im.getexif()
-    value = exif.get(ORIENTATION_TAG, 1)
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+    try:
+        if isinstance(raw, bytes):
+            exif = Image.Exif()
+            exif.load(raw)
+        elif im.format == "PNG":
+            return 1, None
+        else:
+            exif = im.getexif()
+        value = exif.get(ORIENTATION_TAG, 1)
+    except Exception as exc:  # malformed EXIF: "not a TIFF file", "unpack requires ..."
+        return 1, _describe(exc)
+    return (value if isinstance(value, int) and 1 <= value <= 8 else 1), None
 
 
 def _jpeg_complete(data: bytes) -> bool:

@@ -9,8 +9,17 @@ transcode keeps the pixels as stored and writes a one-tag EXIF block with the
 orientation, while a PNG transcode applies the orientation to the pixels. Rotating
 24 MP costs ~45 ms, a sixth of a whole transcode; the tag costs 40 bytes.
 
+PNG is tried first for graphics: any image that is bilevel (mode "1": fax scans)
+or paletted; sources in a lossless format (PNG, GIF, BMP) with under 65,536 colours
+in the sample; and other formats but the lossy photo ones (JPEG, WebP, HEIF, AVIF)
+with at most 256 colours in the sample. The PNG is written at the
+smallest exact depth (1 bit for black and white, a palette for few colours), so a
+224 KB bilevel TIFF stays a few hundred KB instead of growing tenfold as a JPEG; a
+JPEG is made only when the PNG would not fit the cap.
+
 The output fits the byte cap at the best quality, then the largest scale, that a few
-sample encodes predict (``_Job``, ``_Sample``). Pure and synchronous. Pillow work
+sample encodes predict (``_Job``, ``_Sample``). Every Pillow error on the way is
+translated by ``pillow_errors`` (CorruptImage ...). Pure and synchronous. Pillow work
 must not run on the event loop: callers go through ``batchrek.prepare.pool.ImagePool``.
 """
 
@@ -21,14 +30,19 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from PIL import Image
 
 from batchrek.errors import ItemError
 from batchrek.limits import ImageLimits
 from batchrek.models import ImageStats
-from batchrek.prepare.imaging._inspect import ImageHeader, check_pixels, open_image
+from batchrek.prepare.imaging._inspect import (
+    ImageHeader,
+    check_pixels,
+    open_image,
+    pillow_errors,
+)
 from batchrek.prepare.imaging._jpeghead import ORIENTATION_TAG
 
 __all__ = ["QUALITIES", "TO_DISPLAY", "Transcoded", "transcode"]
@@ -40,6 +54,12 @@ QUALITIES: Final = (90, 85, 80, 75)
 
 # Sources that are likely graphics (screenshots, diagrams): PNG is tried first.
 _LOSSLESS: Final = frozenset({"PNG", "GIF", "BMP"})
+# Modes that are graphics whatever the format: bilevel and paletted.
+_GRAPHIC_MODES: Final = frozenset({"1", "P", "PA"})
+# Lossy photo formats stay JPEG: their decoded pixels are already approximate, so a
+# few-colour sample is a synthetic image, and the orientation can stay a tag.
+_LOSSY: Final = frozenset({"JPEG", "WEBP", "HEIF", "AVIF"})
+_FEW_COLOURS: Final = 256  # at most this many in the sample: a graphic, whatever the format
 _AIM: Final = 0.96  # share of the cap an estimate may use; the rest absorbs its error
 _SAMPLE_SHARE: Final = 0.08  # share of rows encoded to estimate the whole
 _JPEG_OVERHEAD: Final = 620  # header + tables, not proportional to pixels
@@ -99,8 +119,10 @@ def transcode(
             f"and keep {limits.min_side} px on the other",
         )
     job = _Job(header, limits, cap, tuple(qualities))
-    base, icc = _decode(data, header, job.stored_size(scale))
-    made = job.run(base, icc, scale)
+    with pillow_errors(header.format, "decode"):
+        base, icc = _decode(data, header, job.stored_size(scale))
+    with pillow_errors(header.format, "transcode"):
+        made = job.run(base, icc, scale)
     return Transcoded(made.data, header.stats(), made.stats)
 
 
@@ -128,8 +150,12 @@ def _normalize(im: Image.Image) -> Image.Image:
         return im.convert("L")
     if mode in ("P", "PA"):
         return im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
-    if mode.startswith("I") or mode == "F":
-        return im.convert("L")  # Pillow scales 16-bit to 8-bit
+    if mode.startswith("I;16"):  # Pillow's own convert clips at 255: scale instead
+        return im.convert("I").point(lambda v: v * (1 / 257)).convert("L")
+    if mode in ("I", "F"):  # 32-bit or float data (FITS, SPIDER): stretch its range
+        low, high = cast(tuple[float, float], im.getextrema())  # one band: (min, max)
+        span = float(high) - float(low) or 1.0
+        return im.convert("F").point(lambda v: (v - low) * (255 / span)).convert("L")
     if mode in ("La", "RGBa"):
         return im.convert(mode.upper())
     return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
@@ -159,11 +185,19 @@ class _Job:
     def run(self, base: Image.Image, icc: bytes | None, scale: float) -> _Made:
         sample = _Sample(base)
         quality, scale = self._plan_jpeg(sample, scale)
-        if self.header.format in _LOSSLESS:
+        if self._graphic(sample):
             made = self._try_png(base, icc, sample, scale)
             if made is not None:
                 return made
         return self._jpeg(base, icc, quality, scale)
+
+    def _graphic(self, sample: _Sample) -> bool:
+        """Whether PNG may keep this image smaller than JPEG, and exact."""
+        if self.header.mode in _GRAPHIC_MODES:
+            return True
+        if self.header.format in _LOSSLESS:
+            return not sample.photo_like()
+        return self.header.format not in _LOSSY and sample.few_colours()
 
     def _plan_jpeg(self, sample: _Sample, scale: float) -> tuple[int, float]:
         """Quality first (best to worst), then scale at the last quality: in few
@@ -220,7 +254,7 @@ class _Job:
     ) -> _Made | None:
         """PNG at the scale JPEG would need, for graphics that fit so: lossless and
         no resolution lost against the JPEG."""
-        if sample.photo_like() or sample.estimate(self, scale, "PNG") > self.cap * _AIM:
+        if sample.estimate(self, scale, "PNG") > self.cap * _AIM:
             return None
         img = self._render(base, scale, "PNG")
         data = _encode(img, "PNG", 0, icc)
@@ -279,6 +313,9 @@ class _Sample:
     def photo_like(self) -> bool:
         return self._at(self._base.width).getcolors(_GRAPHIC_COLOURS) is None
 
+    def few_colours(self) -> bool:
+        return self._at(self._base.width).getcolors(_FEW_COLOURS) is not None
+
     def estimate(self, job: _Job, scale: float, fmt: str, quality: int = 0) -> float:
         w, h = job.stored_size(scale)
         img = self._at(w)
@@ -333,16 +370,37 @@ def _encode(
     img: Image.Image, fmt: str, quality: int, icc: bytes | None, orientation: int = 1
 ) -> bytes:
     params: dict[str, Any] = {"quality": quality} if fmt == "JPEG" else {}
+    if fmt == "PNG":
+        img = _smallest_exact(img)
     if orientation != 1:
         params["exif"] = _orientation_exif(orientation)
     # Keep the colour profile only when it still describes the pixels (not a CMYK
     # profile on converted RGB, say); the rest of the EXIF block is dropped.
-    space = b"GRAY" if img.mode in ("L", "LA") else b"RGB "
+    space = b"GRAY" if img.mode in ("1", "L", "LA") else b"RGB "
     if icc is not None and icc[16:20] == space:
         params["icc_profile"] = icc
     buf = io.BytesIO()
     img.save(buf, format=fmt, **params)
     return buf.getvalue()
+
+
+def _smallest_exact(img: Image.Image) -> Image.Image:
+    """The same pixels in the smallest PNG mode: 1 bit when only black and white, a
+    palette when 256 colours or fewer (both exact), else as it is."""
+    if img.mode == "L":
+        colours = img.getcolors(2)
+        if colours is not None and {c for _, c in colours} <= {0, 255}:
+            return img.convert("1", dither=Image.Dither.NONE)
+        return img
+    if img.mode != "RGB":
+        return img
+    found = img.getcolors(_FEW_COLOURS)
+    if found is None:
+        return img
+    # Median cut with as many colours as there are gives each its own entry; checked,
+    # because a PNG transcode promises the pixels exactly.
+    paletted = img.quantize(len(found), method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    return paletted if paletted.convert("RGB").tobytes() == img.tobytes() else img
 
 
 @functools.cache
