@@ -26,6 +26,7 @@ __all__ = ["Settings", "load_settings"]
 
 LogFormat = Literal["text", "json"]
 Oversize = Literal["resize", "stage", "fail"]
+RequestPath = Literal["lean", "sdk"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,7 @@ class Settings:
     endpoint_url: str | None = None
     s3_endpoint_url: str | None = None
     concurrency: int = 64
+    request_path: RequestPath = "lean"  # how a call is made: batchrek.call.lean, or aiobotocore
     max_attempts: int = 8
     item_deadline_s: float = 300.0
     rate: str = "auto"  # "auto" or a number: TPS per operation

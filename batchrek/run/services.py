@@ -69,6 +69,12 @@ class Services:
             )
         )
         freeze_user_agent(rekognition)
+        if settings.request_path == "lean":
+            from batchrek.call.lean import open_lean_client
+
+            rekognition = await open_lean_client(
+                rekognition, stack, concurrency=settings.concurrency
+            )
         s3_clients: dict[str, Any] = {}
         s3_lock = anyio.Lock()
 
