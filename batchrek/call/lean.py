@@ -8,7 +8,7 @@ headers, converts headers twice for aiohttp, parses the answer with the standard
 that is ~560 us of the ~800 us of client CPU an image costs. A batch run makes the
 same call all night, so this path does the per-request part itself:
 
-    kwargs ─▶ orjson body (blobs base64) ─▶ SigV4 (``call.sigv4``) ─▶ aiohttp POST
+    kwargs ─▶ orjson body (blobs base64) ─▶ SigV4 (``call.sigv4``) ─▶ POST (``call.http11``)
            ◀─ compiled walk of the output shape (``call.jsonproto``) ◀─ 2xx
            ◀─ botocore's own parser, then the client's exception class ◀─ anything else
 
@@ -20,7 +20,9 @@ What it takes from the real aiobotocore client, which is still created:
 - the endpoint URL and the signing region and name, resolved once through the
   client's endpoint ruleset (FIPS, dual-stack, ``AWS_ENDPOINT_URL_REKOGNITION``);
 - the User-Agent string, connect/read timeouts, the pool size (``--concurrency``),
-  the proxy for the endpoint and the TLS settings (through aiobotocore's connector);
+  TLS verification (CA bundle, client certificate) and the proxy for the endpoint (with
+  a proxy the request goes through aiohttp with aiobotocore's connector instead of
+  ``call.http11``);
 - error classes: a non-2xx answer is parsed by the client's parser and raised as
   ``client.exceptions.<Code>`` (a ``ClientError``); transport failures are raised as
   the botocore exceptions aiobotocore raises for the same aiohttp errors. So
@@ -38,15 +40,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import botocore.exceptions as bex
 
+from batchrek.call.http11 import Answer, Http11Pool
 from batchrek.call.jsonproto import ResponseShape, UnsupportedShape, encode_request
 from batchrek.call.sigv4 import Credentials, Signer, amz_date
 
@@ -58,6 +63,7 @@ _CREDENTIALS_TTL_S = 1.0
 _CONTENT_TYPE = "application/x-amz-json-1.1"
 
 Call = Callable[..., Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, str], bytes], Awaitable[Answer]]
 
 
 class _Operation:
@@ -95,23 +101,11 @@ class LeanClient:
     same exceptions.
     """
 
-    def __init__(
-        self,
-        client: Any,
-        http: aiohttp.ClientSession,
-        *,
-        url: str,
-        region: str,
-        service: str,
-        proxy: str | None = None,
-        proxy_headers: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, client: Any, send: Send, *, url: str, region: str, service: str) -> None:
         self.client = client
         self.url = url
         self.signer = Signer(url, region=region, service=service)
-        self._http = http
-        self._proxy = proxy
-        self._proxy_headers = dict(proxy_headers) if proxy_headers else None
+        self._send = send
         self._user_agent = _user_agent(client)
         self._methods: dict[str, str] = dict(client.meta.method_to_api_mapping)
         self._operations: dict[str, _Operation] = {}
@@ -123,17 +117,14 @@ class LeanClient:
     # -- the boto3-shaped surface ---------------------------------------------------
 
     def __getattr__(self, name: str) -> Call:
-        """``client.detect_labels`` etc.: made on first use, then a plain attribute."""
+        """``client.detect_labels`` etc.: made on first use, then a plain attribute
+        (a partial of ``call``: no extra coroutine frame per request)."""
         api = self.__dict__.get("_methods", {}).get(name)
         if api is None:
             raise AttributeError(name)
-
-        async def call(**params: Any) -> dict[str, Any]:
-            return await self.call(api, params)
-
-        call.__name__ = name
-        setattr(self, name, call)
-        return call
+        method: Call = partial(self.call, api)
+        setattr(self, name, method)
+        return method
 
     @property
     def meta(self) -> Any:
@@ -149,7 +140,7 @@ class LeanClient:
 
     # -- one call -----------------------------------------------------------------
 
-    async def call(self, api: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def call(self, api: str, /, **params: Any) -> dict[str, Any]:
         """One request for the API operation ``api`` (e.g. "DetectLabels")."""
         op = self._operations.get(api)
         if op is None:
@@ -174,8 +165,7 @@ class LeanClient:
         headers["User-Agent"] = self._user_agent
         headers["amz-sdk-request"] = "attempt=1"
         headers["Accept-Encoding"] = "identity"
-        status, raw_headers, raw = await self._send(headers, body)
-        response_headers = {k.decode().lower(): v.decode() for k, v in raw_headers}
+        status, response_headers, raw = await self._send(headers, body)
         if 200 <= status < 300 and op.shape is not None:
             parsed = op.shape.parse(raw)
             metadata: dict[str, Any] = {}
@@ -199,43 +189,6 @@ class LeanClient:
         self._creds = Credentials(frozen.access_key, frozen.secret_key, frozen.token)
         self._creds_until = time.monotonic() + _CREDENTIALS_TTL_S
         return self._creds
-
-    async def _send(self, headers: dict[str, str], body: bytes) -> tuple[int, Any, bytes]:
-        """POST and read the whole answer; aiohttp's errors become botocore's, exactly
-        as aiobotocore's ``AIOHTTPSession.send`` translates them."""
-        url = self.url
-        try:
-            async with self._http.post(
-                url,
-                data=body,
-                headers=headers,
-                proxy=self._proxy,
-                proxy_headers=self._proxy_headers,
-            ) as response:
-                raw = await response.read()
-                return response.status, response.raw_headers, raw
-        except aiohttp.ClientSSLError as e:
-            raise bex.SSLError(endpoint_url=url, error=e) from e
-        except (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError) as e:
-            raise bex.ProxyConnectionError(proxy_url=self._proxy, error=e) from e
-        except (
-            aiohttp.ServerDisconnectedError,
-            aiohttp.ClientPayloadError,
-            aiohttp.http_exceptions.BadStatusLine,
-        ) as e:
-            raise bex.ConnectionClosedError(error=e, endpoint_url=url) from e
-        except aiohttp.ServerTimeoutError as e:
-            if str(e).lower().startswith("connect"):
-                raise bex.ConnectTimeoutError(endpoint_url=url, error=e) from e
-            raise bex.ReadTimeoutError(endpoint_url=url, error=e) from e
-        except (aiohttp.ClientConnectorError, aiohttp.ClientConnectionError, socket.gaierror) as e:
-            raise bex.EndpointConnectionError(endpoint_url=url, error=e) from e
-        except TimeoutError as e:
-            raise bex.ReadTimeoutError(endpoint_url=url, error=e) from e
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            raise bex.HTTPClientError(error=e) from e
 
     async def _by_botocore(
         self, op: _Operation, status: int, headers: dict[str, str], raw: bytes
@@ -267,6 +220,78 @@ class LeanClient:
 
     def __repr__(self) -> str:
         return f"LeanClient({self.url!r}, region={self.signer.region!r})"
+
+
+class _Http11Send:
+    """Requests as bytes on ``call.http11`` connections."""
+
+    def __init__(self, pool: Http11Pool, url: str) -> None:
+        parts = urlsplit(url)
+        target = parts.path or "/"
+        if parts.query:
+            target = f"{target}?{parts.query}"
+        self.pool = pool
+        self._request_line = f"POST {target} HTTP/1.1\r\n"
+
+    async def __call__(self, headers: dict[str, str], body: bytes) -> Answer:
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        data = f"{self._request_line}{head}Content-Length: {len(body)}\r\n\r\n"
+        return await self.pool.post(data.encode("latin-1") + body)
+
+
+class _AiohttpSend:
+    """Requests through aiohttp with aiobotocore's connector: the path with a proxy."""
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        url: str,
+        *,
+        proxy: str | None,
+        proxy_headers: Mapping[str, str] | None,
+    ) -> None:
+        self.http = http
+        self.url = url
+        self._proxy = proxy
+        self._proxy_headers = dict(proxy_headers) if proxy_headers else None
+
+    async def __call__(self, headers: dict[str, str], body: bytes) -> Answer:
+        """POST and read the whole answer; aiohttp's errors become botocore's, exactly
+        as aiobotocore's ``AIOHTTPSession.send`` translates them."""
+        url = self.url
+        try:
+            async with self.http.post(
+                url,
+                data=body,
+                headers=headers,
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
+            ) as response:
+                raw = await response.read()
+                answer_headers = {k.decode().lower(): v.decode() for k, v in response.raw_headers}
+                return response.status, answer_headers, raw
+        except aiohttp.ClientSSLError as e:
+            raise bex.SSLError(endpoint_url=url, error=e) from e
+        except (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError) as e:
+            raise bex.ProxyConnectionError(proxy_url=self._proxy, error=e) from e
+        except (
+            aiohttp.ServerDisconnectedError,
+            aiohttp.ClientPayloadError,
+            aiohttp.http_exceptions.BadStatusLine,
+        ) as e:
+            raise bex.ConnectionClosedError(error=e, endpoint_url=url) from e
+        except aiohttp.ServerTimeoutError as e:
+            if str(e).lower().startswith("connect"):
+                raise bex.ConnectTimeoutError(endpoint_url=url, error=e) from e
+            raise bex.ReadTimeoutError(endpoint_url=url, error=e) from e
+        except (aiohttp.ClientConnectorError, aiohttp.ClientConnectionError, socket.gaierror) as e:
+            raise bex.EndpointConnectionError(endpoint_url=url, error=e) from e
+        except TimeoutError as e:
+            raise bex.ReadTimeoutError(endpoint_url=url, error=e) from e
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            raise bex.HTTPClientError(error=e) from e
 
 
 def _user_agent(client: Any) -> str:
@@ -311,11 +336,39 @@ def _connector(client: Any, proxy: str | None, concurrency: int) -> aiohttp.Base
     return aiohttp.TCPConnector(limit=concurrency)
 
 
+def _ssl_context(client: Any) -> ssl.SSLContext:
+    """TLS as aiobotocore sets it up: botocore's context, its CA bundle (or the
+    client's ``verify`` path), the client certificate; ``verify=False`` honoured."""
+    from botocore.httpsession import create_urllib3_context, get_cert_path
+
+    http_session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    verify = getattr(http_session, "_verify", True)
+    context: ssl.SSLContext
+    if not verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    context = create_urllib3_context()
+    cert_file = getattr(http_session, "_cert_file", None)
+    if cert_file:
+        context.load_cert_chain(cert_file, getattr(http_session, "_key_file", None))
+    ca_certs = get_cert_path(verify)
+    if ca_certs:
+        context.load_verify_locations(ca_certs, None, None)
+    return context
+
+
 async def open_lean_client(
-    client: Any, stack: AsyncExitStack, *, concurrency: int, api: str = "DetectLabels"
+    client: Any,
+    stack: AsyncExitStack,
+    *,
+    concurrency: int,
+    api: str = "DetectLabels",
+    transport: str = "http11",
 ) -> LeanClient:
-    """A LeanClient over the open aiobotocore ``client``; its HTTP pool closes with
-    ``stack``."""
+    """A LeanClient over the open aiobotocore ``client``; its connections close with
+    ``stack``. ``transport="aiohttp"`` forces aiohttp (always used with a proxy)."""
     url, region, service = await _resolve_endpoint(client, api)
     config = client.meta.config
     proxy = proxy_headers = None
@@ -324,21 +377,33 @@ async def open_lean_client(
     if proxy_config is not None:
         proxy = proxy_config.proxy_url_for(url)
         proxy_headers = proxy_config.proxy_headers_for(url) if proxy else None
-    http = await stack.enter_async_context(
-        aiohttp.ClientSession(
-            connector=_connector(client, proxy, concurrency),
-            timeout=aiohttp.ClientTimeout(
-                sock_connect=config.connect_timeout, sock_read=config.read_timeout
-            ),
-            auto_decompress=False,
+    # The SDK's pool size: --concurrency plus headroom (retry.botocore_config_kwargs).
+    limit = int(config.max_pool_connections or concurrency)
+    send: Send
+    if proxy is None and transport == "http11":
+        parts = urlsplit(url)
+        https = parts.scheme == "https"
+        pool = Http11Pool(
+            endpoint_url=url,
+            host=parts.hostname or "",
+            port=parts.port or (443 if https else 80),
+            limit=limit,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            ssl_context=_ssl_context(client) if https else None,
+            server_hostname=parts.hostname,
         )
-    )
-    return LeanClient(
-        client,
-        http,
-        url=url,
-        region=region,
-        service=service,
-        proxy=proxy,
-        proxy_headers=proxy_headers,
-    )
+        stack.push_async_callback(pool.aclose)
+        send = _Http11Send(pool, url)
+    else:
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(
+                connector=_connector(client, proxy, limit),
+                timeout=aiohttp.ClientTimeout(
+                    sock_connect=config.connect_timeout, sock_read=config.read_timeout
+                ),
+                auto_decompress=False,
+            )
+        )
+        send = _AiohttpSend(http, url, proxy=proxy, proxy_headers=proxy_headers)
+    return LeanClient(client, send, url=url, region=region, service=service)

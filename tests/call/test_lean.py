@@ -49,19 +49,21 @@ class Pair:
         return out[0], out[1]
 
 
-async def _pair(stack: AsyncExitStack, endpoint_url: str, **session: Any) -> Pair:
+async def _pair(stack: AsyncExitStack, endpoint_url: str, transport: str = "http11") -> Pair:
     sdk = await stack.enter_async_context(
-        aioboto3.Session(region_name="us-east-1", **session).client(
+        aioboto3.Session(region_name="us-east-1").client(
             "rekognition", endpoint_url=endpoint_url, config=_config()
         )
     )
-    return Pair(sdk, await open_lean_client(sdk, stack, concurrency=CONCURRENCY))
+    lean = await open_lean_client(sdk, stack, concurrency=CONCURRENCY, transport=transport)
+    return Pair(sdk, lean)
 
 
-@pytest.fixture
-async def pair(emu: EmulatorHandle) -> AsyncIterator[Pair]:
+@pytest.fixture(params=["http11", "aiohttp"])
+async def pair(emu: EmulatorHandle, request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
+    """Both transports: batchrek's own HTTP/1.1 and aiohttp (the one used with a proxy)."""
     async with AsyncExitStack() as stack:
-        yield await _pair(stack, emu.endpoint_url)
+        yield await _pair(stack, emu.endpoint_url, request.param)
 
 
 def _body(response: dict[str, Any]) -> dict[str, Any]:
@@ -161,12 +163,13 @@ async def test_dropped_connection_is_botocores_connection_error(
     assert classify(lean).code == "ConnectionError"
 
 
-async def test_connection_refused_is_botocores_endpoint_error() -> None:
+@pytest.mark.parametrize("transport", ["http11", "aiohttp"])
+async def test_connection_refused_is_botocores_endpoint_error(transport: str) -> None:
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     async with AsyncExitStack() as stack:
-        pair = await _pair(stack, f"http://127.0.0.1:{port}")
+        pair = await _pair(stack, f"http://127.0.0.1:{port}", transport)
         sdk, lean = await pair.both("detect_labels", Image={"Bytes": b"x"})
     assert isinstance(lean, bex.EndpointConnectionError)
     assert type(lean) is type(sdk)
@@ -204,7 +207,7 @@ async def test_forced_refresh_signs_the_next_call_with_new_keys(pair: Pair) -> N
         sent.append(dict(headers))
         return await send(headers, body)
 
-    pair.lean._send = capture  # type: ignore[method-assign]
+    pair.lean._send = capture
     await pair.lean.detect_text(Image={"Bytes": corpus.photo()})
     assert await force_refresh(pair.lean) is True
     await pair.lean.detect_text(Image={"Bytes": corpus.photo()})
@@ -220,7 +223,7 @@ async def test_request_is_the_sdks_json_and_headers(pair: Pair) -> None:
         sent.append((dict(headers), body))
         return await send(headers, body)
 
-    pair.lean._send = capture  # type: ignore[method-assign]
+    pair.lean._send = capture
     data = corpus.photo()
     await pair.lean.detect_labels(Image={"Bytes": data}, MaxLabels=3, MinConfidence=70.5)
     ((headers, body),) = sent
@@ -242,9 +245,9 @@ async def test_request_is_the_sdks_json_and_headers(pair: Pair) -> None:
 
 
 async def test_pool_is_sized_like_the_sdks(pair: Pair) -> None:
-    connector = pair.lean._http.connector
-    assert connector is not None
-    assert connector.limit == pair.sdk.meta.config.max_pool_connections >= CONCURRENCY
+    send: Any = pair.lean._send
+    pool = send.pool if hasattr(send, "pool") else send.http.connector
+    assert pool.limit == pair.sdk.meta.config.max_pool_connections >= CONCURRENCY
 
 
 async def test_endpoint_rules_resolved_once_from_the_client() -> None:
