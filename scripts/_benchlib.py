@@ -434,6 +434,8 @@ def _child_batchrek(spec: dict[str, Any]) -> dict[str, Any]:
         "log_interval_s": 3600.0,
         "grace_period_s": 5.0,
     }
+    if spec.get("shard_count"):
+        flags |= {"shard_index": spec["shard_index"], "shard_count": spec["shard_count"]}
     settings = load_settings(flags, environ={})
     max_s = float(spec["max_s"])
 
@@ -452,6 +454,7 @@ def _child_batchrek(spec: dict[str, Any]) -> dict[str, Any]:
 
     before = _self_usage()
     t0, c0 = time.perf_counter(), time.process_time()
+    t0_wall = time.time()
     profile_text = ""
     if spec.get("profile"):
         import cProfile
@@ -479,6 +482,8 @@ def _child_batchrek(spec: dict[str, Any]) -> dict[str, Any]:
         "run_cpu_s": cpu,
         "run_cpu_all_s": after["cpu_s"] - before["cpu_s"],
         "maxrss_mib": after["maxrss_mib"],
+        "started_at": t0_wall,
+        "ended_at": time.time(),
         "interrupted": outcome.interrupted,
         "summary": {
             k: s.get(k)

@@ -248,8 +248,9 @@ class Http11Pool:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._idle: deque[_Connection] = deque()
-        self._slots = asyncio.Semaphore(limit)
         self.limit = limit
+        self._busy = 0  # requests on a connection now, at most ``limit``
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._open: set[_Connection] = set()
         self._closed = False
 
@@ -257,7 +258,8 @@ class Http11Pool:
         """Send ``data`` (the request line, headers and body) and read the answer."""
         if self._closed:
             raise RuntimeError("the pool is closed")
-        async with self._slots:
+        await self._take_slot()
+        try:
             conn = self._idle_connection() or await self._connect()
             timer = None
             try:
@@ -286,6 +288,31 @@ class Http11Pool:
                 conn.close()
                 self._open.discard(conn)
             return answer
+        finally:
+            self._release_slot()
+
+    def _release_slot(self) -> None:
+        self._busy -= 1
+        while self._waiters and self._busy < self.limit:
+            queued = self._waiters.popleft()
+            if not queued.done():
+                self._busy += 1
+                queued.set_result(None)
+
+    async def _take_slot(self) -> None:
+        if self._busy < self.limit and not self._waiters:
+            self._busy += 1  # the usual case: no await, no future
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._release_slot()  # handed a slot as we were cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
 
     def _idle_connection(self) -> _Connection | None:
         idle = self._idle

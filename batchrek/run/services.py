@@ -13,10 +13,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import aioboto3
 import aiohttp
 import anyio
-from aiobotocore.config import AioConfig
 
 from batchrek.call.clientspeed import freeze_user_agent
 from batchrek.call.retry import botocore_config_kwargs
@@ -29,6 +27,8 @@ from batchrek.prepare.fetch import Fetcher
 from batchrek.prepare.pool import ImagePool
 from batchrek.prepare.regions import BucketRegions
 from batchrek.prepare.route import Preparer, Stager
+from batchrek.run.gctune import settled_heap
+from batchrek.run.lazyclient import LazyClient
 
 __all__ = ["Services", "output_for_shard"]
 
@@ -57,6 +57,9 @@ class Services:
 
     @classmethod
     async def open(cls, settings: Settings, stack: AsyncExitStack) -> Services:
+        import aioboto3  # here: other commands (emulator, report, demo set-up) never need it
+        from aiobotocore.config import AioConfig
+
         session = aioboto3.Session(profile_name=settings.profile, region_name=settings.region)
         region = settings.region or session.region_name or "us-east-1"
         config = AioConfig(**botocore_config_kwargs(settings.concurrency))
@@ -91,7 +94,9 @@ class Services:
                     )
                 return s3_clients[bucket_region]
 
-        s3 = await s3_for_region(region)
+        # Made on its first call: a run over local files with a local output never
+        # pays for S3's service model.
+        s3: Any = LazyClient(lambda: s3_for_region(region), name=f"s3 {region}")
         http = await stack.enter_async_context(aiohttp.ClientSession())
         pool = ImagePool()
         stack.callback(pool.close)
@@ -135,6 +140,7 @@ class Services:
         else:
             sink = JsonlFileSink(output, truncate=not settings.resume)
         stack.push_async_callback(sink.aclose)
+        stack.enter_context(settled_heap())  # last: what start-up made is frozen
         return cls(
             region=region,
             session=session,
