@@ -282,7 +282,8 @@ def part_shards(
                 "request_path": path,
                 "max_s": limit,
             }
-            reports[index] = run_child("batchrek", spec, max_s=limit)
+            cpus = "0" if args.pin else None
+            reports[index] = run_child("batchrek", spec, max_s=limit, cpus=cpus)
 
         with sampling(emu.control) as samples:
             threads = [threading.Thread(target=one, args=(i,)) for i in range(shards)]
@@ -474,6 +475,9 @@ def main() -> int:
     p.add_argument("--shards", type=int, default=4, help="shard processes sharing the quota")
     p.add_argument("--shard-images", type=int, default=12_000, help="images for the shard run")
     p.add_argument("--shard-paths", default="lean,sdk", help="request paths for the shard run")
+    p.add_argument(
+        "--pin", action="store_true", help="emulator on CPU 1; the shard processes on CPU 0"
+    )
     p.add_argument("--skip", default="", help="comma list of parts to skip: quota,shards,drop,free")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -499,6 +503,7 @@ def main() -> int:
             latency_ms=args.latency_ms,
             jitter_ms=args.jitter_ms,
             log=work / "emulator.log",
+            cpus="1" if args.pin else None,
         ) as emu:
             print(f"emulator {emu.url} (pid {emu.proc.pid})", flush=True)
             if "quota" not in skip:
