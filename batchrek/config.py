@@ -39,6 +39,7 @@ from batchrek.prepare import AddressPolicy, accepted_formats, extensions_for
 __all__ = ["FLAGS", "Settings", "load_settings", "name_for"]
 
 LogFormat = Literal["text", "json"]
+RequestPath = Literal["lean", "sdk"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class Settings:
     endpoint_url: str | None = None
     s3_endpoint_url: str | None = None
     concurrency: int = 64
+    request_path: RequestPath = "lean"  # how a call is made: batchrek.call.lean, or aiobotocore
     max_attempts: int = 8
     item_deadline_s: float = 300.0
     rate: str = "auto"  # "auto" or a number: TPS per operation

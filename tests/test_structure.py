@@ -17,7 +17,8 @@ PACKAGE = ROOT / "batchrek"
 STAGES = ("manifest", "prepare", "call", "output", "observe", "run", "ledger", "export")
 # Modules allowed past ~400 lines, each because one concern needs the room.
 LONG_ALLOWED: dict[str, str] = {
-    "batchrek/config.py": "every setting: its field, flag, range, coercion and validation",}
+    "batchrek/config.py": "every setting: its field, flag, range, coercion and validation",
+}
 MAX_LINES = 420
 
 

@@ -10,6 +10,9 @@ and trims responses; ``credentials`` forces a refresh after an expired token;
 does not need. Other packages import from here, not from the modules.
 """
 
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
 from batchrek.call.adaptive import AdaptiveRate
 from batchrek.call.clientspeed import freeze_user_agent
 from batchrek.call.concurrency import ConcurrencyController
@@ -34,6 +37,18 @@ from batchrek.call.retry import (
     needs_credential_refresh,
 )
 
+if TYPE_CHECKING:
+    from batchrek.call.lean import LeanClient
+
+
+async def open_lean_client(client: Any, stack: AsyncExitStack, *, concurrency: int) -> "LeanClient":
+    """The lean request path over an open aiobotocore client (``call.lean``), imported
+    only when a run chooses it: ``request_path = "sdk"`` never loads it."""
+    from batchrek.call.lean import open_lean_client as _open
+
+    return await _open(client, stack, concurrency=concurrency)
+
+
 __all__ = [
     "RUNNABLE",
     "AdaptiveRate",
@@ -53,6 +68,7 @@ __all__ = [
     "is_quota_throttle",
     "is_throttle",
     "needs_credential_refresh",
+    "open_lean_client",
     "operation_hint",
     "trim_response",
 ]

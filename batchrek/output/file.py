@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +38,14 @@ from batchrek.errors import OutputFailed
 __all__ = ["JsonlFileSink", "Sink", "check_record"]
 
 BATCH_BYTES = 64 * 1024
+# A batch this small is written on the event loop once the file is open: write(2) of a
+# few KB into the page cache takes microseconds, where the hop to the writer thread
+# costs ~165 us of CPU (a GIL hand-off each way), and at low rates the writer hops once
+# per record. Opening, fsync and big batches still hop, and so does every batch after
+# one inline write that took longer than SLOW_WRITE_S (a saturated disk, a network
+# file system): the event loop is never held up twice.
+INLINE_BYTES = 16 * 1024
+SLOW_WRITE_S = 0.005
 
 
 class Sink(Protocol):
@@ -97,9 +106,11 @@ class JsonlFileSink:
         self._closed = False
         self._failed: OutputFailed | None = None
         self._lock = anyio.Lock()
+        self._inline = True  # small batches written on the loop (see INLINE_BYTES)
         # One thread of our own: batches land in order, and a hop costs ~165 us of
-        # process CPU where anyio.to_thread costs ~400 us. At low rates the writer
-        # hops once per record (it hands each to the OS as soon as none wait).
+        # process CPU where anyio.to_thread costs ~400 us. Small batches skip it
+        # (INLINE_BYTES): at low rates the writer hands each record to the OS as soon
+        # as none wait, so it would hop once per record.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="batchrek-write")
 
     async def write(self, record: bytes) -> None:
@@ -164,9 +175,17 @@ class JsonlFileSink:
             # arriving during the hop start the next batch.
             batch, count = b"".join(self._buffer), len(self._buffer)
             self._buffer, self._buffered = [], 0
-            if batch or (durable and self._unsynced):
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(self._thread, self._write_batch, batch, count, durable)
+            if not batch and not (durable and self._unsynced):
+                return
+            small = len(batch) <= INLINE_BYTES
+            if self._inline and small and not durable and self._fd is not None:
+                started = time.perf_counter()
+                self._write_batch(batch, count, durable)
+                if time.perf_counter() - started > SLOW_WRITE_S:
+                    self._inline = False
+                return
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._thread, self._write_batch, batch, count, durable)
 
     def _write_batch(self, batch: bytes, count: int, durable: bool) -> None:
         """Worker thread: append the batch whole, or roll the file back to before it.

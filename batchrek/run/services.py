@@ -13,11 +13,9 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import aioboto3
 import anyio
-from aiobotocore.config import AioConfig
 
-from batchrek.call import botocore_config_kwargs, freeze_user_agent
+from batchrek.call import botocore_config_kwargs, freeze_user_agent, open_lean_client
 from batchrek.config import Settings
 from batchrek.errors import ConfigError
 from batchrek.ledger import Ledger, LedgerSink, open_ledger, repair_torn_tail
@@ -39,6 +37,8 @@ from batchrek.prepare import (
     Stager,
     make_http_session,
 )
+from batchrek.run.gctune import settled_heap
+from batchrek.run.lazyclient import LazyClient
 
 __all__ = ["Services", "output_for_shard"]
 
@@ -81,6 +81,9 @@ class Services:
             await anyio.to_thread.run_sync(
                 lambda: check_paths(output, manifest=settings.manifest, exports=exports)
             )
+        import aioboto3  # here: other commands (emulator, report, demo set-up) never need it
+        from aiobotocore.config import AioConfig
+
         session = aioboto3.Session(profile_name=settings.profile, region_name=settings.region)
         region = settings.region or session.region_name or "us-east-1"
         config = AioConfig(**botocore_config_kwargs(settings.concurrency))
@@ -93,6 +96,10 @@ class Services:
             )
         )
         freeze_user_agent(rekognition)
+        if settings.request_path == "lean":
+            rekognition = await open_lean_client(
+                rekognition, stack, concurrency=settings.concurrency
+            )
         s3_clients: dict[str, Any] = {}
         s3_lock = anyio.Lock()
 
@@ -109,7 +116,9 @@ class Services:
                     )
                 return s3_clients[bucket_region]
 
-        s3 = await s3_for_region(region)
+        # Made on its first call: a run over local files with a local output never
+        # pays for S3's service model.
+        s3: Any = LazyClient(lambda: s3_for_region(region), name=f"s3 {region}")
         policy = settings.address_policy()
         http = await stack.enter_async_context(
             make_http_session(policy, connections=settings.concurrency)
@@ -179,6 +188,7 @@ class Services:
         if ledger_run is not None and not settings.dry_run:
             sink = ledger_sink = LedgerSink(sink, ledger_run.segment)
         stack.push_async_callback(sink.aclose)
+        stack.enter_context(settled_heap())  # last: what start-up made is frozen
         return cls(
             region=region,
             session=session,

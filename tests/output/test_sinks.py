@@ -225,3 +225,43 @@ def test_the_file_sink_is_a_sink(tmp_path: Path) -> None:
 def test_public_api_is_explicit() -> None:
     for module in (output, sinks):
         assert all(hasattr(module, name) for name in module.__all__)
+
+
+async def test_small_batches_skip_the_thread_once_the_file_is_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out.jsonl"
+    sink = JsonlFileSink(out)
+    await sink.write(rec(0))
+    await sink.flush()  # opens the file: in the writer thread
+    hops: list[object] = []
+    submit = sink._thread.submit
+    monkeypatch.setattr(sink._thread, "submit", lambda *a, **k: hops.append(a) or submit(*a, **k))
+    for n in range(1, 4):
+        await sink.write(rec(n))
+        await sink.flush()
+    assert hops == []
+    assert out.read_bytes() == b"".join(rec(n) for n in range(4))
+    await sink.flush(durable=True)  # fsync still hops
+    assert len(hops) == 1
+    await sink.aclose()
+
+
+async def test_one_slow_inline_write_sends_the_rest_to_the_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sinks, "SLOW_WRITE_S", -1.0)  # every write is "slow"
+    out = tmp_path / "out.jsonl"
+    sink = JsonlFileSink(out)
+    await sink.write(rec(0))
+    await sink.flush()
+    await sink.write(rec(1))
+    await sink.flush()  # inline, found slow
+    hops: list[object] = []
+    submit = sink._thread.submit
+    monkeypatch.setattr(sink._thread, "submit", lambda *a, **k: hops.append(a) or submit(*a, **k))
+    await sink.write(rec(2))
+    await sink.flush()
+    assert len(hops) == 1
+    assert out.read_bytes() == rec(0) + rec(1) + rec(2)
+    await sink.aclose()
