@@ -16,6 +16,8 @@ from batchrek.errors import (
     ConfigError,
     ItemError,
     ManifestUnreadable,
+    OutputFailed,
+    OutputRefused,
     RunStopped,
     ServiceOutage,
 )
@@ -32,6 +34,8 @@ __all__ = [
     "ItemError",
     "LocalPath",
     "ManifestUnreadable",
+    "OutputFailed",
+    "OutputRefused",
     "Result",
     "RunOutcome",
     "RunStopped",

@@ -2,7 +2,8 @@
 
 Exit codes: 0 every pair ok; 1 finished with failed pairs; 2 usage, configuration or
 manifest error, or a run-level failure the user must fix; 3 an endpoint was down for
-longer than outage_timeout_s (rerun later); 130 stopped by SIGINT; 143 by SIGTERM.
+longer than outage_timeout_s (rerun later); 74 an output could not be written during
+the run; 130 stopped by SIGINT; 143 stopped by SIGTERM.
 
 Conventions: ``--version``; ``-v/--verbose`` before or after the subcommand; a usage
 error is one line and a pointer to ``--help`` (not argparse's usage block); with
@@ -19,7 +20,13 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
 
 from batchrek.call import RUNNABLE, operation_hint
-from batchrek.errors import ConfigError, ManifestUnreadable, RunStopped, exit_code_of
+from batchrek.errors import (
+    ConfigError,
+    ManifestUnreadable,
+    OutputFailed,
+    RunStopped,
+    exit_code_of,
+)
 from batchrek.observe import setup_logging
 from batchrek.runner import EXIT_OK, EXIT_USAGE
 
@@ -42,6 +49,13 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors as one line plus where to read more."""
 
     def error(self, message: str) -> NoReturn:
+        # ``--redo-failed`` takes an optional value, so in ``run --redo-failed m.jsonl``
+        # it swallows the manifest; say so instead of only "manifest is required".
+        if "manifest" in message and any(a.startswith("--redo-failed") for a in sys.argv):
+            message += (
+                " (--redo-failed takes the next word as error codes: put it after the "
+                "manifest, or write --redo-failed=CODES)"
+            )
         _say_error(self.prog, message)
         if not _json_errors:
             print(f"see: {self.prog} --help", file=sys.stderr)
@@ -121,6 +135,14 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         action="store_const",
         const=False,
         help="start afresh instead of skipping pairs already in the output",
+    )
+    p.add_argument(
+        "--redo-failed",
+        nargs="?",
+        const="all",
+        metavar="CODES",
+        help="also redo pairs recorded as permanent failures (after fixing their cause): "
+        "all, or only these comma-separated error codes (--redo-failed=NoSuchKey,AccessDenied)",
     )
     p.add_argument(
         "--no-dedupe",
@@ -238,10 +260,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if not isinstance(data, dict):
             raise ConfigError(f"{path} is not a batchrek metrics document (--metrics-out)")
         docs.append(data)
-    if len(docs) == 1:
-        write_report(docs[0], args.output)
-    else:
-        write_report(docs, args.output, labels=labels_for(args.metrics))
+    try:
+        if len(docs) == 1:
+            write_report(docs[0], args.output)
+        else:
+            write_report(docs, args.output, labels=labels_for(args.metrics))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     print(args.output)
     return EXIT_OK
 
@@ -364,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (ConfigError, ManifestUnreadable, RunStopped) as exc:
+    except (ConfigError, ManifestUnreadable, OutputFailed, RunStopped) as exc:
         _say_error("batchrek", str(exc))
         return exit_code_of(exc)
     return code

@@ -33,11 +33,13 @@ from batchrek.call import RUNNABLE, BreakerSettings, Operation, build_operations
 from batchrek.errors import ConfigError
 from batchrek.manifest import ReadOptions, Selection
 from batchrek.models import Oversize
+from batchrek.output import RedoFailed, normalize_redo, redo_codes
 from batchrek.prepare import AddressPolicy, accepted_formats, extensions_for
 
 __all__ = ["FLAGS", "Settings", "load_settings", "name_for"]
 
 LogFormat = Literal["text", "json"]
+RequestPath = Literal["lean", "sdk"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +55,12 @@ class Settings:
     endpoint_url: str | None = None
     s3_endpoint_url: str | None = None
     concurrency: int = 64
+    request_path: RequestPath = "lean"  # how a call is made: batchrek.call.lean, or aiobotocore
     max_attempts: int = 8
     item_deadline_s: float = 300.0
     rate: str = "auto"  # "auto" or a number: TPS per operation
     resume: bool = True
+    redo_failed: str | None = None  # "all" or "Code,Code": permanent failures a rerun redoes
     dedupe: bool = True
     dedupe_cache: int = 20_000
     metrics_out: str | None = None
@@ -162,6 +166,10 @@ class Settings:
         cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         return os.path.join(cache, "batchrek", "spool")
 
+    def redo_codes(self) -> RedoFailed:
+        """The permanent failures a rerun redoes: none, every code (True), or these."""
+        return redo_codes(self.redo_failed)
+
     def fixed_rate(self, method: str) -> float | None:
         """The TPS set for an operation, or None when the rate is found automatically."""
         if method in self.rates:
@@ -194,6 +202,7 @@ FLAGS: Mapping[str, str] = {
     "outage_timeout_s": "--outage-timeout-s",
     "spool_dir": "--spool-dir",
     "resume": "--no-resume",
+    "redo_failed": "--redo-failed",
     "dedupe": "--no-dedupe",
     "oversize": "--oversize",
     "staging_bucket": "--staging-bucket",
@@ -267,6 +276,11 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if value not in choices:
             raise ConfigError(f"{where}: {name} must be one of {', '.join(choices)}, not {value!r}")
         return value
+    if name == "redo_failed":
+        try:
+            return normalize_redo(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {name} {exc}") from None
     if name in _LISTS:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):

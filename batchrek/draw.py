@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from batchrek.errors import ConfigError
 from batchrek.s3uri import S3UriError, is_s3_uri, parse_s3_object
+from batchrek.safefile import atomic_write, same_file
 
 __all__ = ["BOX_COLOR", "box_on_stored", "boxes", "draw_boxes", "draw_result", "find_record"]
 
@@ -129,7 +130,14 @@ def draw_result(
             f"{source} is {picture.width}x{picture.height} as displayed, but the image "
             f"sent was {sent['width']}x{sent['height']}: the file changed since the run"
         )
-    picture.save(out_path)
+    if not is_s3_uri(source) and same_file(source, out_path):
+        raise ConfigError(
+            f"-o {out_path} is the image itself ({source}): drawing there would destroy "
+            "it; name another file"
+        )
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG" if out_path.lower().endswith(".png") else "JPEG")
+    atomic_write(out_path, buf.getvalue())  # never half a picture, never through a link
 
 
 def _aspect_differs(picture: Image.Image, sent: Mapping[str, Any]) -> bool:

@@ -2,10 +2,15 @@
 
     BatchrekError
     ├── ConfigError          unusable configuration: the run stops, exit 2
+    │   └── OutputRefused    the output (or a metrics path) is the manifest, is not
+    │                        batchrek's, or cannot be written: found before anything
+    │                        is billed, exit 2
     ├── ManifestUnreadable   the manifest itself cannot be opened or read: exit 2
+    ├── OutputFailed         a write of the output failed during the run (disk full,
+    │                        I/O error, permission): billing stops at once, exit 74
     ├── RunStopped           the whole run cannot go on (credentials, access, the
-    │   │                    collection or model, an account limit, the output):
-    │   │                    stop, record nothing it concerns, exit 2
+    │   │                    collection or model, an account limit): stop, record
+    │   │                    nothing it concerns, exit 2
     │   └── ServiceOutage    an endpoint failed for longer than outage_timeout_s:
     │                        exit 3, which a rerun (a Kubernetes Job's retry) resumes
     └── ItemError            one image cannot be processed: becomes one error record
@@ -40,11 +45,13 @@ permanent for the image, or permanent for the run.
     Manifest streams    batchrek.manifest._streams (botocore, aiohttp, OSError, zlib
                         -> StreamBroken / ManifestUnreadable); a folder manifest's
                         walk in batchrek.manifest._localdir (OSError).
-    Output writes       batchrek.output (OSError of the file sink; S3 part uploads,
-                        whose transient errors are retried by the injected
-                        ``call.TransientRetry`` and, when they never succeed,
-                        reported to the run as ``RunStopped``).
-    Transient retries   batchrek.call.transient: downloads (S3 GetObject, https GET)
+    Output writes       batchrek.output (OSError of the file sink, S3 part uploads
+                        -> OutputFailed; S3 part uploads are first retried by the
+                        injected ``call.TransientRetry``, and with the local spool a
+                        part that never uploads keeps its records there); the paths
+                        checked before a run in batchrek.output.guard (OSError, S3
+                        errors -> OutputRefused).
+    Transient retries   batchrek.call.transient: downloads (S3 GetObject, URL GET)
                         and part uploads are retried on what ``call.classify`` calls
                         retryable; the last exception is re-raised unchanged for the
                         boundary above it to translate.
@@ -63,14 +70,18 @@ from batchrek.models import ErrorInfo
 
 __all__ = [
     "EXIT_OUTAGE",
+    "EXIT_OUTPUT_FAILED",
     "EXIT_USAGE",
     "STOPS_A_RUN",
     "BatchrekError",
     "ConfigError",
     "ItemError",
     "ManifestUnreadable",
+    "OutputFailed",
+    "OutputRefused",
     "RunStopped",
     "ServiceOutage",
+    "StopsTheRun",
     "exit_code_of",
     "forget_frames",
     "stopping_error",
@@ -78,27 +89,53 @@ __all__ = [
 
 EXIT_USAGE = 2  # nothing useful can run until the user fixes something
 EXIT_OUTAGE = 3  # an endpoint was down for longer than outage_timeout_s: retry later
+# sysexits.h EX_IOERR: "an error occurred while doing I/O on some file".
+EXIT_OUTPUT_FAILED = 74
 
 
 class BatchrekError(Exception):
-    """Base of every error batchrek raises on purpose."""
+    """Base of every error batchrek raises on purpose. ``exit_code``: the process's
+    exit code when this error ends a run."""
+
+    exit_code = 2
 
 
 class ConfigError(BatchrekError):
     """The configuration cannot work; the message says what to fix."""
 
 
+class OutputRefused(ConfigError):
+    """The output, or a metrics file, cannot be used: it is the manifest, an existing
+    file that is not batchrek's records, or a path that cannot be written. Raised
+    before anything is billed; the file is left exactly as it was."""
+
+
 class ManifestUnreadable(BatchrekError):
     """The manifest cannot be opened or read at all (one bad line is not this)."""
+
+
+class OutputFailed(BatchrekError):
+    """Writing the output failed during the run (disk full, I/O error, permission
+    changed). Billing stops at once: every further result could not be written. The
+    records already handed to the OS stay; a rerun with the same ``-o`` finishes."""
+
+    exit_code = EXIT_OUTPUT_FAILED
+
+    def __init__(self, where: str, exc: BaseException, *, note: str = "") -> None:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        said = f"cannot write the output {where}: {reason}"
+        super().__init__(f"{said}. {note}" if note else said)
+        self.where = where
+        self.reason = reason
 
 
 class RunStopped(BatchrekError):
     """The whole run cannot go on: every further call would fail the same way.
 
     Raised before the first billed call by the preflight checks, or reported by a
-    worker, the breaker or the output during the run; the run then stops gracefully
-    (in-flight calls finish and are written) and exits with ``exit_code``. The pairs
-    it concerns are never recorded as done: a rerun after the fix does them.
+    worker or the breaker during the run; the run then stops gracefully (in-flight
+    calls finish and are written) and exits with ``exit_code``. The pairs it concerns
+    are never recorded as done: a rerun after the fix does them.
     """
 
     exit_code = EXIT_USAGE
@@ -109,6 +146,10 @@ class ServiceOutage(RunStopped):
     ``outage_timeout_s``. Nothing is wrong with the run itself: rerun later."""
 
     exit_code = EXIT_OUTAGE
+
+
+# What stops a run on its own, with its exit code: a run-level failure or the output.
+StopsTheRun = RunStopped | OutputFailed
 
 
 class ItemError(BatchrekError):
@@ -133,12 +174,13 @@ def _rebuild_item_error(code: str, message: str, retryable: bool) -> ItemError:
     return ItemError(code, message, retryable=retryable)
 
 
-STOPS_A_RUN = (ConfigError, ManifestUnreadable, RunStopped)
+STOPS_A_RUN = (ConfigError, ManifestUnreadable, OutputFailed, RunStopped)
 
 
 def exit_code_of(error: BatchrekError) -> int:
-    """The process exit code for a run-stopping error: 3 for an outage, else 2."""
-    return error.exit_code if isinstance(error, RunStopped) else EXIT_USAGE
+    """The process exit code for a run-stopping error: 3 for an outage, 74 for the
+    output, else 2."""
+    return error.exit_code if isinstance(error, RunStopped | OutputFailed) else EXIT_USAGE
 
 
 def stopping_error(group: BaseExceptionGroup[BaseException]) -> BatchrekError | None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from batchrek.redact import redact_url, scrub
 
 __all__ = [
+    "DuplicateId",
     "ErrorInfo",
     "HttpUrl",
     "ImageInput",
@@ -87,12 +88,26 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
+class DuplicateId:
+    """A manifest line repeated the id of an earlier line (``first_line``, None when
+    not known)."""
+
+    id: str
+    first_line: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "first_line": self.first_line}
+
+
+@dataclass(frozen=True, slots=True)
 class ManifestProblem:
-    """A manifest line that could not become an Item; it becomes one error record."""
+    """A manifest line that could not become an Item; it becomes one error record.
+    ``duplicate`` is set when the line is whole but repeats an earlier line's id."""
 
     line: int
     reason: str
     raw: str = ""
+    duplicate: DuplicateId | None = None
 
     @property
     def id(self) -> str:

@@ -5,17 +5,22 @@ SIGTERM/SIGINT stops gracefully, a second at once), the dry-run path, the metric
 files and pushes, the human summary on stderr, and the exit code.
 
 Exit codes: 0 every pair ok; 1 finished with failed pairs; 2 usage, configuration or
-manifest error, or a run-level failure (credentials, access, the collection or model,
-an output that cannot be written): fix and rerun; 3 an endpoint was down for longer
-than outage_timeout_s: rerun later (a Kubernetes Job may retry it); 130 stopped by
-SIGINT; 143 stopped by SIGTERM.
+manifest error (nothing was billed where it could be checked first), or a run-level
+failure (credentials, access, the collection or model, an account limit): fix and
+rerun; 3 an endpoint was down for longer than outage_timeout_s: rerun later (a
+Kubernetes Job may retry it); 74 an output could not be written during or at the end
+of the run (billing stopped; what was written stays); 130 stopped by SIGINT; 143
+stopped by SIGTERM.
+
+A metrics file that cannot be written at the end does not lose the metrics: the
+summary is printed as always, the metrics JSON goes to stdout instead, and the exit
+code is 74 (unless a signal's code says more), so a Job retries and the rerun, which
+skips every done pair, writes the file.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,15 +31,23 @@ import anyio
 import orjson
 
 from batchrek.config import Settings
-from batchrek.errors import EXIT_OUTAGE, BatchrekError, RunStopped
+from batchrek.errors import (
+    EXIT_OUTAGE,
+    EXIT_OUTPUT_FAILED,
+    BatchrekError,
+    OutputFailed,
+    RunStopped,
+)
 from batchrek.observe import fmt, history_lines, log_summary, verdict_lines, with_history
 from batchrek.redact import redact_url
 from batchrek.run import RunOutcome, run_batch
+from batchrek.safefile import atomic_write
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_OUTAGE",
+    "EXIT_OUTPUT_FAILED",
     "EXIT_SIGNAL",
     "EXIT_USAGE",
     "export_current_view",
@@ -50,49 +63,42 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    """Temp file + rename. Created with mode 0666 less the umask, like every other
-    file batchrek writes (mkstemp's 0600 would hide metrics from a node exporter or a
-    dashboard user)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".batchrek-{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def export_metrics(settings: Settings, summary: dict[str, Any]) -> None:
     """--metrics-out, --metrics-textfile and --pushgateway; a failed push is logged,
-    never fatal (the results are what matter)."""
+    never fatal (the results are what matter). A file that cannot be written raises
+    ``OSError`` (after the other exports were tried). Files are replaced atomically
+    through a new temporary file (``batchrek.safefile``)."""
+    failure: OSError | None = None
     if settings.metrics_out:
-        _atomic_write(
-            settings.metrics_out, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n"
-        )
+        try:
+            atomic_write(
+                settings.metrics_out, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n"
+            )
+        except OSError as exc:
+            failure = exc
     if settings.metrics_textfile or settings.pushgateway:
         from batchrek.observe import push, write_textfile
 
         if settings.metrics_textfile:
-            write_textfile(settings.metrics_textfile, summary)
+            try:
+                write_textfile(settings.metrics_textfile, summary)
+            except OSError as exc:
+                failure = failure or exc
         if settings.pushgateway:
             grouping = {"shard": str(settings.shard_index or 0)}
             try:
                 push(settings.pushgateway, summary, job=settings.job_name, grouping=grouping)
             except (OSError, ValueError) as exc:
                 log.error("could not push metrics to %s: %s", redact_url(settings.pushgateway), exc)
+    if failure is not None:
+        raise failure
 
 
 def format_summary(summary: dict[str, Any]) -> str:
     lat = summary.get("latency_ms", {})
+    stopped = summary.get("stopped")
     lines = [
-        "batchrek summary",
+        "batchrek summary" + (" (stopped before the end of the manifest)" if stopped else ""),
         f"  pairs:      {summary.get('ok', 0) + summary.get('failed', 0)} "
         f"(ok {summary.get('ok', 0)}, failed {summary.get('failed', 0)}, "
         f"skipped {summary.get('skipped', 0)})",
@@ -130,9 +136,47 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             "  failed by code: " + ", ".join(f"{k} {v}" for k, v in sorted(failed_by.items()))
         )
+    lines += _earlier_lines(summary.get("resume") or {})
     lines += history_lines(summary)
     lines += verdict_lines(summary.get("verdict") or {})
+    if stopped:
+        lines.append(_stopped_line(stopped))
     return "\n".join(lines)
+
+
+def _earlier_lines(resume: dict[str, Any]) -> list[str]:
+    """What earlier runs left in the output that decides this run's exit code."""
+    lines = []
+    redone = resume.get("failed_redone", 0)
+    if redone:
+        lines.append(f"  redone:     {redone} pairs that had failed in earlier runs")
+    failed = resume.get("failed_earlier", 0)
+    if failed:
+        by_code = resume.get("failed_earlier_by_code") or {}
+        codes = ", ".join(f"{k} {v}" for k, v in sorted(by_code.items()))
+        lines.append(
+            f"  earlier:    {failed} pairs failed in earlier runs ({codes}); they keep "
+            "exit 1: after fixing the cause, rerun with --redo-failed (all) or "
+            "--redo-failed=CODE,CODE"
+        )
+    return lines
+
+
+def _stopped_line(stopped: dict[str, Any]) -> str:
+    left = stopped.get("pairs_left")
+    if left is None:
+        count = "the pairs left are not counted (the manifest's size is not known)"
+    else:
+        count = f"{left} pairs left (estimated from the manifest's line count)"
+    return f"stopped: {count}; rerun with the same -o to finish"
+
+
+def _say_error(settings: Settings, message: str) -> None:
+    """One error line after the summary: text on stderr, or a JSON log line."""
+    if settings.log_format == "json":
+        log.error("batchrek: %s", message)
+    else:
+        print(f"batchrek: error: {message}", file=sys.stderr, flush=True)
 
 
 async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = None) -> int:
@@ -152,13 +196,33 @@ async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = No
             interrupted=outcome.interrupted,
             exit_code=None if outcome.interrupted else outcome.exit_code,
         )
-        await anyio.to_thread.run_sync(export_metrics, settings, summary)
+        try:
+            await anyio.to_thread.run_sync(export_metrics, settings, summary)
+            export_failed: OSError | None = None
+        except OSError as exc:
+            export_failed = exc
     done = outcome.summary
     nothing_ran = not (done.get("requests") or done.get("ok") or done.get("failed"))
-    if outcome.stopped is None or not nothing_ran:  # a stop before any call: only its reason
+    if not (isinstance(outcome.error, RunStopped) and nothing_ran):  # else: only its reason
         log_summary(summary, format_summary(summary), as_json=settings.log_format == "json")
-    if outcome.stopped is not None:  # the last line says why, and what to do
-        _say_stopped(outcome.stopped, as_json=settings.log_format == "json")
+    if isinstance(outcome.error, OutputFailed):
+        _say_error(
+            settings,
+            f"{outcome.error}; stopped billing. The records already written are kept: "
+            "fix it, then rerun with the same -o to finish",
+        )
+    elif outcome.error is not None:  # a run-level stop: its message says what to do
+        _say_error(settings, str(outcome.error))
+    if export_failed is not None:
+        sys.stdout.buffer.write(orjson.dumps(summary) + b"\n")
+        sys.stdout.flush()
+        reason = export_failed.strerror or str(export_failed)
+        _say_error(
+            settings,
+            f"cannot write the metrics ({reason}: {export_failed.filename or '?'}); "
+            "they were printed to stdout instead",
+        )
+        return outcome.error.exit_code if outcome.error is not None else EXIT_OUTPUT_FAILED
     return outcome.exit_code
 
 
@@ -198,13 +262,6 @@ def export_current_view(
     return EXIT_OK
 
 
-def _say_stopped(error: RunStopped, *, as_json: bool) -> None:
-    if as_json:  # every stderr line is JSON
-        log.error("batchrek: %s", error)
-    else:
-        print(f"batchrek: error: {error}", file=sys.stderr)
-
-
 def run_until_signalled(settings: Settings) -> int:
     """``run_from_settings`` under signal handling, as a process runs it."""
     return run_with_signals(lambda stop: run_from_settings(settings, stop=stop))
@@ -217,8 +274,10 @@ def run_with_signals(start: Callable[[anyio.Event], Awaitable[int]]) -> int:
     A run-stopping ``BatchrekError`` is caught in the task group's body, so it
     surfaces as itself: ``run_batch`` has already unwrapped its own task groups."""
     received: list[signal.Signals] = []
+    finished = False
 
     async def main() -> int:
+        nonlocal finished
         stop = anyio.Event()
         code = EXIT_FAILED  # replaced by the run's own code unless a 2nd signal cut it short
         error: BatchrekError | None = None
@@ -238,6 +297,7 @@ def run_with_signals(start: Callable[[anyio.Event], Awaitable[int]]) -> int:
             tg.start_soon(watch)
             try:
                 code = await start(stop)
+                finished = True
             except BatchrekError as exc:
                 error = exc
             tg.cancel_scope.cancel()
@@ -246,6 +306,12 @@ def run_with_signals(start: Callable[[anyio.Event], Awaitable[int]]) -> int:
         return code
 
     code = anyio.run(main)
+    if received and not finished:  # a second signal: no summary, but say so
+        print(
+            f"batchrek: stopped at once by a second {received[-1].name}; the pairs left "
+            "are not counted; rerun with the same -o to finish",
+            file=sys.stderr,
+        )
     if received:
         return EXIT_SIGNAL.get(received[0], 143)
     return code

@@ -20,6 +20,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,6 +48,7 @@ __all__ = [
     "count_ok_records",
     "fmt_table",
     "make_images",
+    "pinned",
     "run_child",
     "write_jsonl_manifest",
     "write_txt_manifest",
@@ -99,8 +101,10 @@ class EmulatorProcess:
         seed: int = 1,
         s3_endpoint_url: str | None = None,
         log: Path,
+        cpus: str | None = None,
     ) -> None:
         args = [
+            *pinned(cpus),
             sys.executable,
             "-m",
             "batchrek",
@@ -168,6 +172,15 @@ class EmulatorProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def pinned(cpus: str | None) -> list[str]:
+    """The ``taskset -c CPUS`` prefix that pins a command to those cores (none: [])."""
+    if not cpus:
+        return []
+    if shutil.which("taskset") is None:
+        raise RuntimeError("taskset (util-linux) is needed to pin processes to cores")
+    return ["taskset", "-c", cpus]
 
 
 def api_requests(stats: Mapping[str, Any]) -> dict[str, int]:
@@ -264,13 +277,21 @@ def run_child(
     *,
     max_s: float,
     on_start: Any = None,
+    cpus: str | None = None,
 ) -> ChildReport:
     """Run ``_benchlib.py <kind> <spec>`` to the end; kill it ``max_s + 30`` s in.
 
     ``on_start()`` runs in the parent once the child is started (e.g. a sampler); it
     may return a callable that is called with no arguments when the child ends.
+    ``cpus`` pins the child (``taskset -c``), threads and subprocesses included.
     """
-    cmd = [sys.executable, str(Path(__file__).resolve()), kind, json.dumps(dict(spec))]
+    cmd = [
+        *pinned(cpus),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        kind,
+        json.dumps(dict(spec)),
+    ]
     started = time.perf_counter()
     proc = subprocess.Popen(
         cmd,
@@ -410,11 +431,14 @@ def _child_batchrek(spec: dict[str, Any]) -> dict[str, Any]:
         "concurrency": spec.get("concurrency", 64),
         "rate": spec.get("rate", "auto"),
         "dedupe": spec.get("dedupe", True),
+        "request_path": spec.get("request_path", "lean"),
         "resume": False,
         "progress": False,
         "log_interval_s": 3600.0,
         "grace_period_s": 5.0,
     }
+    if spec.get("shard_count"):
+        flags |= {"shard_index": spec["shard_index"], "shard_count": spec["shard_count"]}
     settings = load_settings(flags, environ={})
     max_s = float(spec["max_s"])
 
@@ -433,6 +457,7 @@ def _child_batchrek(spec: dict[str, Any]) -> dict[str, Any]:
 
     before = _self_usage()
     t0, c0 = time.perf_counter(), time.process_time()
+    t0_wall = time.time()
     profile_text = ""
     if spec.get("profile"):
         import cProfile
@@ -460,6 +485,8 @@ def _child_batchrek(spec: dict[str, Any]) -> dict[str, Any]:
         "run_cpu_s": cpu,
         "run_cpu_all_s": after["cpu_s"] - before["cpu_s"],
         "maxrss_mib": after["maxrss_mib"],
+        "started_at": t0_wall,
+        "ended_at": time.time(),
         "interrupted": outcome.interrupted,
         "summary": {
             k: s.get(k)
@@ -485,16 +512,10 @@ def _child_batchrek(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _child_pool(spec: dict[str, Any]) -> dict[str, Any]:
-    """The way users usually write it: one boto3 client, a ThreadPoolExecutor, a list."""
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    import boto3
-    from botocore.config import Config
-
-    workers = int(spec.get("workers", 64))
+def _read_items(manifest: str) -> list[tuple[str, str]]:
+    """(id, path) per line of a .txt or .jsonl ({"id", "image"}) manifest."""
     items: list[tuple[str, str]] = []
-    with open(spec["manifest"]) as fh:
+    with open(manifest) as fh:
         for line in fh:
             line = line.strip()
             if not line:
@@ -504,6 +525,84 @@ def _child_pool(spec: dict[str, Any]) -> dict[str, Any]:
                 items.append((rec["id"], rec["image"]))
             else:
                 items.append((line, line))
+    return items
+
+
+def _child_aioloop(spec: dict[str, Any]) -> dict[str, Any]:
+    """The smallest fast async client: one aiobotocore client (pool sized to the
+    workers, botocore retries off, User-Agent as built), ``workers`` tasks pulling
+    paths from one iterator, each file read with a plain ``open``, responses dropped.
+    No rate limit, retries, records or resume: a floor for the SDK path's CPU."""
+    import asyncio
+
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    workers = int(spec.get("workers", 64))
+    items = _read_items(spec["manifest"])
+    deadline = time.monotonic() + float(spec["max_s"])
+    errors: dict[str, int] = {}
+    ok = 0
+
+    async def main() -> None:
+        nonlocal ok
+        config = AioConfig(
+            max_pool_connections=workers,
+            retries={"mode": "standard", "total_max_attempts": 1},
+            parameter_validation=False,
+        )
+        async with get_session().create_client(
+            "rekognition",
+            region_name="us-east-1",
+            endpoint_url=spec["endpoint_url"],
+            config=config,
+        ) as client:
+            todo = iter(items)
+
+            async def worker() -> None:
+                nonlocal ok
+                for _item_id, path in todo:
+                    if time.monotonic() > deadline:
+                        return
+                    # A blocking read on purpose: the minimal loop (small local files).
+                    with open(path, "rb") as f:  # noqa: ASYNC230
+                        data = f.read()
+                    try:
+                        await client.detect_labels(Image={"Bytes": data})
+                        ok += 1
+                    except Exception as exc:
+                        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+                        key = code or type(exc).__name__
+                        errors[key] = errors.get(key, 0) + 1
+
+            await asyncio.gather(*(worker() for _ in range(workers)))
+
+    before = _self_usage()
+    t0, c0 = time.perf_counter(), time.process_time()
+    asyncio.run(main())
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    after = _self_usage()
+    return {
+        "run_wall_s": wall,
+        "run_cpu_s": cpu,
+        "run_cpu_all_s": after["cpu_s"] - before["cpu_s"],
+        "maxrss_mib": after["maxrss_mib"],
+        "items": len(items),
+        "ok": ok,
+        "failed": sum(errors.values()),
+        "failed_by_code": errors,
+    }
+
+
+def _child_pool(spec: dict[str, Any]) -> dict[str, Any]:
+    """The way users usually write it: one boto3 client, a ThreadPoolExecutor, a list."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    import boto3
+    from botocore.config import Config
+
+    workers = int(spec.get("workers", 64))
+    items = _read_items(spec["manifest"])
     client = boto3.client(
         "rekognition",
         region_name="us-east-1",
@@ -551,7 +650,7 @@ def _child_pool(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _child_main(argv: Sequence[str]) -> int:
     kind, spec = argv[0], json.loads(argv[1])
-    children = {"batchrek": _child_batchrek, "pool": _child_pool}
+    children = {"batchrek": _child_batchrek, "pool": _child_pool, "aioloop": _child_aioloop}
     report = children[kind](spec)
     sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()

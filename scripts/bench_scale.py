@@ -226,10 +226,10 @@ def kill_resume(
         while emu.requests() == before and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(rng.uniform(0.2, 2.0))
-        if proc.poll() is None:
+        if proc.poll() is None:  # poll() reaps a child that already ended
             landed += 1
-        proc.kill()
-        _reap(proc)
+            proc.kill()
+            _reap(proc)
     final = run_cli(argv, emu)
     time.sleep(0.2)  # let the emulator finish calls a killed client left in flight
     records, duplicates, missing = check_output(out, pairs)

@@ -15,6 +15,11 @@ generated into a temporary folder and listed in a local-path ``.txt`` manifest.
 2. The quota drops to 50 TPS at t=15 s and returns to 100 at t=35 s (t=0: the first
    request): seconds until the per-second ok rate, read from the emulator's counters
    each second, stays within +-10 % of the new quota for 5 s.
+2b. ``--shards`` (4) batchrek processes at once, shard i of 4 each, over the same
+   images and the same unknown quota: goodput of the whole job, throttled share, and
+   how far apart the shards end, once with request_path lean and once with sdk (the
+   baseline). 12,000 images: with fewer, the hash split alone leaves the shards
+   uneven by more than 10 %. Targets: >= 95 %, <= 1 %, within 10 %.
 3. No quota, 50 ms latency: images/s and client CPU per 1,000 images, batchrek vs the
    thread pool (target >= 1.2x), each run twice in alternating order (best of two:
    the machine is shared), then batchrek once under cProfile.
@@ -201,6 +206,7 @@ def part_quota(
                 f"{100 * r['throttled'] / max(1, r['requests']):.2f}%",
                 settled,
                 ceiling,
+                1e6 * r["cpu"] / max(1, r["ok"]),
             ]
         )
     print()
@@ -223,6 +229,7 @@ def part_quota(
                 "throttled",
                 "settled rate",
                 "ceiling",
+                "client cpu us/img",
             ],
             rows,
         )
@@ -243,6 +250,78 @@ def part_quota(
             )
         )
     return runs
+
+
+def part_shards(
+    emu: EmulatorProcess, manifest: Path, n: int, work: Path, args: argparse.Namespace
+) -> None:
+    """``--shards`` batchrek processes at once over one manifest, each with its shard
+    index, sharing the emulator's quota as an Indexed Job's pods share an account's;
+    once per request path (``--shard-paths``), the SDK path being the baseline."""
+    import threading
+
+    shards = args.shards
+    out = work / "shards.jsonl"
+    limit = max(args.max_run_s, 2 * n / args.quota)  # twice what the images take
+    print(
+        f"{shards} shards at once sharing one {args.quota:g} TPS quota (not told to them), "
+        f"latency {args.latency_ms:g} ms +- {args.jitter_ms:g} ms, concurrency "
+        f"{args.concurrency} each, {n:,} distinct images in all"
+    )
+    for path in args.shard_paths.split(","):
+        for old in work.glob("shards.shard-*.jsonl"):
+            old.unlink()
+        emu.reset()
+        reports: list[ChildReport | None] = [None] * shards
+
+        def one(index: int, path: str = path, reports: list[Any] = reports) -> None:
+            spec = _spec("batchrek:auto", manifest, out, emu.url, args)
+            spec |= {
+                "shard_index": index,
+                "shard_count": shards,
+                "request_path": path,
+                "max_s": limit,
+            }
+            cpus = "0" if args.pin else None
+            reports[index] = run_child("batchrek", spec, max_s=limit, cpus=cpus)
+
+        with sampling(emu.control) as samples:
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(shards)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            time.sleep(0.05)
+        counts = api_requests(emu.control.stats())
+        requests = sum(counts.values())
+        rows = []
+        oks, elapsed, cpu = [], [], 0.0
+        for i, child in enumerate(reports):
+            assert child is not None
+            name = f"shards.shard-{i:04d}-of-{shards:04d}.jsonl"
+            ok, _ = count_ok_records(out.with_name(name))
+            e = float(child.report.get("summary", {}).get("elapsed_s") or 0.0)
+            oks.append(ok)
+            elapsed.append(e)
+            cpu += float(child.report.get("run_cpu_all_s", 0.0))
+            rows.append([f"shard {i}", ok, e, ok / e if e else 0.0, child.report.get("rate")])
+        job = max(elapsed) or 1.0
+        total_ok = sum(oks)
+        steady = _mean_between(_per_second(list(samples), "ok"), 5.0, job - 2.0)
+        spread = (max(elapsed) - min(elapsed)) / job
+        print()
+        print(f"request_path = {path}:")
+        print(fmt_table(["shard", "ok", "elapsed s", "ok/s", "settled rate"], rows))
+        print(
+            f"job: {total_ok:,} ok of {n:,} ({n - total_ok} lost) in {job:.1f} s = "
+            f"{total_ok / job:.1f}/s = {100 * total_ok / job / args.quota:.1f}% of the quota "
+            f"(t>=5s: {'-' if steady is None else f'{100 * steady / args.quota:.1f}%'}); "
+            f"{requests:,} requests, {100 * counts.get(THROTTLE, 0) / max(1, requests):.2f}% "
+            f"throttled; shards ended within {100 * spread:.1f}% of each other; "
+            f"client CPU {1e6 * cpu / max(1, total_ok):.0f} us/image (4 processes)",
+            flush=True,
+        )
+    print("targets: >= 95% of the quota, <= 1% throttled, shards ending within 10%")
 
 
 def part_drop(
@@ -393,14 +472,23 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=2, help="no-quota runs per contender")
     p.add_argument("--max-run-s", type=float, default=90.0, help="time bound of one run")
     p.add_argument("--drop-peer", action="store_true", help="drop run: also boto3 adaptive (+95 s)")
-    p.add_argument("--skip", default="", help="comma list of parts to skip: quota,drop,free")
+    p.add_argument("--shards", type=int, default=4, help="shard processes sharing the quota")
+    p.add_argument("--shard-images", type=int, default=12_000, help="images for the shard run")
+    p.add_argument("--shard-paths", default="lean,sdk", help="request paths for the shard run")
+    p.add_argument(
+        "--pin", action="store_true", help="emulator on CPU 1; the shard processes on CPU 0"
+    )
+    p.add_argument("--skip", default="", help="comma list of parts to skip: quota,shards,drop,free")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     try:
-        images = make_images(work / "img", max(args.images, args.drop_images))
+        wanted = max(args.images, args.drop_images)
+        if "shards" not in skip:
+            wanted = max(wanted, args.shard_images)
+        images = make_images(work / "img", wanted)
         quota_manifest = write_txt_manifest(work / "quota.txt", images[: args.images])
         drop_manifest = write_txt_manifest(work / "drop.txt", images[: args.drop_images])
         print(
@@ -415,10 +503,17 @@ def main() -> int:
             latency_ms=args.latency_ms,
             jitter_ms=args.jitter_ms,
             log=work / "emulator.log",
+            cpus="1" if args.pin else None,
         ) as emu:
             print(f"emulator {emu.url} (pid {emu.proc.pid})", flush=True)
             if "quota" not in skip:
                 part_quota(emu, quota_manifest, args.images, work, args)
+            if "shards" not in skip and args.shards > 1:
+                print(flush=True)
+                shard_manifest = write_txt_manifest(
+                    work / "shards.txt", images[: args.shard_images]
+                )
+                part_shards(emu, shard_manifest, args.shard_images, work, args)
             if "drop" not in skip:
                 print(flush=True)
                 part_drop(emu, drop_manifest, args.drop_images, work, args)

@@ -14,6 +14,9 @@ uploads; ``credentials`` forces a refresh after an expired token;
 does not need. Other packages import from here, not from the modules.
 """
 
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
 from batchrek.call.adaptive import AdaptiveRate
 from batchrek.call.breaker import Breakers, BreakerSettings, CircuitBreaker
 from batchrek.call.clientspeed import freeze_user_agent
@@ -44,6 +47,18 @@ from batchrek.call.retry import (
 )
 from batchrek.call.transient import TransientRetry, guarded
 
+if TYPE_CHECKING:
+    from batchrek.call.lean import LeanClient
+
+
+async def open_lean_client(client: Any, stack: AsyncExitStack, *, concurrency: int) -> "LeanClient":
+    """The lean request path over an open aiobotocore client (``call.lean``), imported
+    only when a run chooses it: ``request_path = "sdk"`` never loads it."""
+    from batchrek.call.lean import open_lean_client as _open
+
+    return await _open(client, stack, concurrency=concurrency)
+
+
 __all__ = [
     "RUNNABLE",
     "AdaptiveRate",
@@ -71,6 +86,7 @@ __all__ = [
     "is_quota_throttle",
     "is_throttle",
     "needs_credential_refresh",
+    "open_lean_client",
     "operation_hint",
     "preflight",
     "stops_run",

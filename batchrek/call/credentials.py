@@ -5,7 +5,8 @@ renew themselves shortly before the expiry they were given. A clock skew, or a t
 revoked early, can still make the service answer ExpiredToken first; then the retry
 must sign with new credentials, not the same expired ones. This forces the refresh
 on the very object the client signs with, so every client sharing it sees the new
-keys. It uses botocore's refresh lock and method (private names, pinned by a test).
+keys (the lean path signs with the same object and is told to re-read it). It uses
+botocore's refresh lock and method (private names, pinned by a test).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ log = logging.getLogger("batchrek")
 
 
 def _signing_credentials(client: Any) -> Any:
+    own = getattr(client, "signing_credentials", None)  # the lean path's (call.lean)
+    if own is not None:
+        return own
     signer = getattr(client, "_request_signer", None)
     return getattr(signer, "_credentials", None)
 
@@ -33,5 +37,8 @@ async def force_refresh(client: Any) -> bool:
         return False
     async with lock:
         await refresh(is_mandatory=True)
+    forget = getattr(client, "forget_credentials", None)
+    if forget is not None:  # the lean path keeps a copy of the frozen keys
+        forget()
     log.info("credentials refreshed after an expired-token answer")
     return True

@@ -68,7 +68,7 @@ async def export_current(
             finally:
                 db.close()
         if fmt == "sqlite":
-            os.replace(staging, dest)
+            _move_into_place(staging, dest)
     finally:
         _remove(staging)
     return ExportSummary(read, pairs, labels, tuple(files))
@@ -81,6 +81,13 @@ def _staging_file(dest: str) -> str:
     fd, staging = tempfile.mkstemp(dir=folder, prefix=".batchrek-export-", suffix=".sqlite")
     os.close(fd)
     return staging
+
+
+def _move_into_place(staging: str, dest: str) -> None:
+    """A symlinked destination has its target replaced (the link stays); the file is
+    readable like the other formats (mkstemp made it 0600)."""
+    os.chmod(staging, 0o644)
+    os.replace(staging, os.path.realpath(dest))
 
 
 def _remove(path: str) -> None:

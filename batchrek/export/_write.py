@@ -5,8 +5,9 @@
 - ``.parquet``: ``FILE`` and ``FILE-stem.labels.parquet`` (pyarrow: ``pip install
   'batchrek[export]'``), written in row groups so memory holds one batch.
 
-Each file is written to a temporary name beside it and moved into place, so a reader
-never sees half an export.
+Each file is written to a new temporary file beside it (created exclusively, never
+through a symlink: ``batchrek.safefile``) and moved into place, so a reader never
+sees half an export; a destination that is a symlink has its target replaced.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from batchrek.errors import ConfigError
 from batchrek.export._current import RESULT_COLUMNS
 from batchrek.export._labels import LABEL_COLUMNS
+from batchrek.safefile import temp_beside
 
 __all__ = ["FORMATS", "export_format", "labels_path", "write_tables"]
 
@@ -56,18 +58,23 @@ def _rows(db: sqlite3.Connection, table: str, columns: Sequence[str]) -> Iterato
         yield batch
 
 
-def _tmp(path: str) -> str:
-    return f"{path}.tmp-{os.getpid()}"
+def _temp(path: str) -> tuple[int, str]:
+    """A new temporary file beside ``path`` (mode 0666 less the umask)."""
+    return temp_beside(path, "export")
 
 
 def _write_csv(db: sqlite3.Connection, table: str, columns: Sequence[str], path: str) -> None:
-    tmp = _tmp(path)
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(columns)
-        for batch in _rows(db, table, columns):
-            writer.writerows(batch)
-    os.replace(tmp, path)
+    fd, tmp = _temp(path)
+    try:
+        with open(fd, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(columns)
+            for batch in _rows(db, table, columns):
+                writer.writerows(batch)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _write_parquet(db: sqlite3.Connection, table: str, columns: Sequence[str], path: str) -> None:
@@ -80,19 +87,27 @@ def _write_parquet(db: sqlite3.Connection, table: str, columns: Sequence[str], p
             for c in columns
         ]
     )
-    tmp = _tmp(path)
-    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for batch in _rows(db, table, columns):
-            arrays = [
-                pa.array([row[i] for row in batch], type=schema.field(i).type)
-                for i in range(len(columns))
-            ]
-            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-    os.replace(tmp, path)
+    fd, tmp = _temp(path)
+    try:
+        with (
+            open(fd, "wb") as fh,
+            pq.ParquetWriter(fh, schema, compression="zstd") as writer,
+        ):
+            for batch in _rows(db, table, columns):
+                arrays = [
+                    pa.array([row[i] for row in batch], type=schema.field(i).type)
+                    for i in range(len(columns))
+                ]
+                writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_tables(db: sqlite3.Connection, path: str, fmt: str) -> list[str]:
     """Write both tables from the merged database; returns the files written."""
+    path = os.path.realpath(path)  # a symlinked destination: replace its target
     if fmt == "csv":
         _write_csv(db, "results", RESULT_COLUMNS, path)
         _write_csv(db, "labels", LABEL_COLUMNS, labels_path(path))

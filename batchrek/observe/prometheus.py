@@ -13,10 +13,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from prometheus_client import CollectorRegistry, push_to_gateway, write_to_textfile
+from prometheus_client import CollectorRegistry, generate_latest, push_to_gateway
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import basic_auth_handler
 from prometheus_client.registry import Collector
+
+from batchrek.safefile import atomic_write
 
 __all__ = ["build_registry", "push", "write_textfile"]
 
@@ -155,5 +157,9 @@ def _split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
 
 
 def write_textfile(path: str, summary: Mapping[str, Any]) -> None:
-    """Write node-exporter textfile format; temp file + rename, so readers never see half."""
-    write_to_textfile(path, build_registry(summary))
+    """Write node-exporter textfile format; temp file + rename, so readers never see half.
+
+    ``prometheus_client.write_to_textfile`` is not used: its temporary file has a
+    predictable name opened without ``O_EXCL``, so a symlink left there would be
+    followed. ``batchrek.safefile.atomic_write`` creates it exclusively."""
+    atomic_write(path, generate_latest(build_registry(summary)))

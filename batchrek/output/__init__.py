@@ -10,6 +10,8 @@ line and hands it to a ``Sink``, which batches the lines and makes them durable.
 - ``Spool`` (``spool``): an S3 output's open part files kept on local disk too, so a
   kill loses only the calls in flight; ``recover_spool`` (``recover``) uploads what
   a stopped run left there before the next run reads the prefix;
+- ``check_paths`` / ``check_s3_output`` (``guard``): before a run reads or writes its
+  output, refuse one that is the manifest, not batchrek's records, or not writable;
 - ``load_resume`` (``resume``): before a rerun writes, index the pairs the existing
   output already holds, repair a torn tail and compact superseded records, so the
   output ends with exactly one record per (id, operation).
@@ -20,14 +22,24 @@ Other packages import from here, never from the modules.
 from __future__ import annotations
 
 from batchrek.output.file import JsonlFileSink, Sink
+from batchrek.output.guard import check_paths, check_s3_output, not_records_reason
 from batchrek.output.recover import recover_spool
-from batchrek.output.resume import ResumeIndex, ResumeState, load_resume, pair_key
+from batchrek.output.resume import (
+    RedoFailed,
+    ResumeIndex,
+    ResumeState,
+    load_resume,
+    normalize_redo,
+    pair_key,
+    redo_codes,
+)
 from batchrek.output.retrying import Retrier
 from batchrek.output.s3parts import S3Client, S3PartSink
 from batchrek.output.spool import Spool
 
 __all__ = [
     "JsonlFileSink",
+    "RedoFailed",
     "ResumeIndex",
     "ResumeState",
     "Retrier",
@@ -35,7 +47,12 @@ __all__ = [
     "S3PartSink",
     "Sink",
     "Spool",
+    "check_paths",
+    "check_s3_output",
     "load_resume",
+    "normalize_redo",
+    "not_records_reason",
     "pair_key",
     "recover_spool",
+    "redo_codes",
 ]

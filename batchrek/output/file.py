@@ -13,13 +13,19 @@ What survives, for ``JsonlFileSink``:
   ``flush()``;
 - a node crash or power loss: every record written before the last
   ``flush(durable=True)`` (fsync). The pipeline calls it about once a second, so a
-  crash loses at most about a second of records; resume redoes them.
+  crash loses at most about a second of records; resume redoes them;
+- a write that fails (disk full, file too large, I/O error, permission): the whole
+  records the OS took stay, a half record after them is cut off (the file ends in
+  whole records), and the sink raises ``OutputFailed`` from then on, so the run stops
+  billing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -27,9 +33,19 @@ from typing import Protocol, Self
 
 import anyio
 
+from batchrek.errors import OutputFailed
+
 __all__ = ["JsonlFileSink", "Sink", "check_record"]
 
 BATCH_BYTES = 64 * 1024
+# A batch this small is written on the event loop once the file is open: write(2) of a
+# few KB into the page cache takes microseconds, where the hop to the writer thread
+# costs ~165 us of CPU (a GIL hand-off each way), and at low rates the writer hops once
+# per record. Opening, fsync and big batches still hop, and so does every batch after
+# one inline write that took longer than SLOW_WRITE_S (a saturated disk, a network
+# file system): the event loop is never held up twice.
+INLINE_BYTES = 16 * 1024
+SLOW_WRITE_S = 0.005
 
 
 class Sink(Protocol):
@@ -88,11 +104,13 @@ class JsonlFileSink:
         self._size = 0
         self._unsynced = False  # written since the last fsync
         self._closed = False
-        self._failed: OSError | None = None
+        self._failed: OutputFailed | None = None
         self._lock = anyio.Lock()
+        self._inline = True  # small batches written on the loop (see INLINE_BYTES)
         # One thread of our own: batches land in order, and a hop costs ~165 us of
-        # process CPU where anyio.to_thread costs ~400 us. At low rates the writer
-        # hops once per record (it hands each to the OS as soon as none wait).
+        # process CPU where anyio.to_thread costs ~400 us. Small batches skip it
+        # (INLINE_BYTES): at low rates the writer hands each record to the OS as soon
+        # as none wait, so it would hop once per record.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="batchrek-write")
 
     async def write(self, record: bytes) -> None:
@@ -122,12 +140,15 @@ class JsonlFileSink:
         return self._durable_records
 
     async def aclose(self) -> None:
+        """Lands what is buffered and fsyncs. After a failure (already raised to the
+        writer) it only closes: those records cannot be written."""
         if self._closed:
             return
         # A cancelled run (SIGTERM) must still land what it has: shield the last hop.
         with anyio.CancelScope(shield=True):
             try:
-                await self._drain(durable=True)
+                if self._failed is None:
+                    await self._drain(durable=True)
             finally:
                 self._closed = True
                 self._thread.shutdown(wait=True)  # a hop abandoned by a cancel lands
@@ -154,35 +175,58 @@ class JsonlFileSink:
             # arriving during the hop start the next batch.
             batch, count = b"".join(self._buffer), len(self._buffer)
             self._buffer, self._buffered = [], 0
-            if batch or (durable and self._unsynced):
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(self._thread, self._write_batch, batch, count, durable)
+            if not batch and not (durable and self._unsynced):
+                return
+            small = len(batch) <= INLINE_BYTES
+            if self._inline and small and not durable and self._fd is not None:
+                started = time.perf_counter()
+                self._write_batch(batch, count, durable)
+                if time.perf_counter() - started > SLOW_WRITE_S:
+                    self._inline = False
+                return
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._thread, self._write_batch, batch, count, durable)
 
     def _write_batch(self, batch: bytes, count: int, durable: bool) -> None:
-        """Worker thread: append the batch whole, or roll the file back to before it."""
+        """Worker thread: append the batch whole, or roll the file back to before it.
+        Any ``OSError`` fails the sink for good (``OutputFailed``)."""
+        try:
+            self._write_batch_os(batch, count, durable)
+        except OSError as exc:
+            self._failed = OutputFailed(str(self.path), exc)
+            raise self._failed from exc
+
+    def _write_batch_os(self, batch: bytes, count: int, durable: bool) -> None:
         if self._fd is None:
             self._fd = self._open()
         fd = self._fd
         if batch:
+            written = 0
             try:
-                view = memoryview(batch)
-                while view:
-                    view = view[os.write(fd, view) :]
-            except OSError as exc:  # disk full, I/O error: never leave half a record
-                self._failed = exc
-                os.ftruncate(fd, self._size)
+                while written < len(batch):
+                    written += os.write(fd, memoryview(batch)[written:])
+            except OSError:
+                # Disk full, file too large, I/O error: keep the whole records the OS
+                # took (they are billed results) and cut the half record after them.
+                kept = batch.rfind(b"\n", 0, written) + 1
+                with contextlib.suppress(OSError):  # if even this fails, resume cuts it
+                    os.ftruncate(fd, self._size + kept)
+                    self._note_written(kept, batch[:kept].count(b"\n"))
                 raise
-            self._size += len(batch)
-            self.bytes_written += len(batch)
-            self.records_written += count
-            self.batches += 1
-            self._unsynced = True
+            self._note_written(len(batch), count)
         if durable and self._unsynced:
             os.fsync(fd)
             self.fsyncs += 1
             self._unsynced = False
         if durable:
             self._durable_records = self.records_written
+
+    def _note_written(self, nbytes: int, records: int) -> None:
+        self._size += nbytes
+        self.bytes_written += nbytes
+        self.records_written += records
+        self.batches += 1
+        self._unsynced = True
 
     def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)

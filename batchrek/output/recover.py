@@ -30,11 +30,18 @@ log = logging.getLogger("batchrek")
 _CONTENT_TYPE = "application/x-ndjson"
 
 
-async def recover_spool(client: S3Client, uri: str, spool: Spool, *, retry: Retrier = once) -> int:
+async def recover_spool(
+    client: S3Client,
+    uri: str,
+    spool: Spool,
+    *,
+    retry: Retrier = once,
+    endpoint: str | None = None,
+) -> int:
     """Upload the shard's leftover spool files as their part objects (module doc);
-    returns how many were uploaded."""
+    returns how many were uploaded. ``endpoint`` names the S3 endpoint's breaker."""
     bucket, prefix = parse_s3_prefix(uri)
-    endpoint = str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "s3")
+    endpoint = endpoint or "s3"
 
     async def s3(method: Any, **kwargs: Any) -> Any:
         return await retry(

@@ -44,6 +44,7 @@ from typing import Any, Protocol
 import anyio
 
 from batchrek.clock import Clock, SystemClock
+from batchrek.errors import OutputFailed
 from batchrek.output.file import check_record
 from batchrek.output.retrying import Retrier, once
 from batchrek.output.spool import Spool, SpoolFile
@@ -130,6 +131,7 @@ class S3PartSink:
         run_stamp: str | None = None,
         clock: Clock | None = None,
         retry: Retrier = once,
+        endpoint: str | None = None,
         spool: Spool | None = None,
         on_stall: Callable[[BaseException, str], None] | None = None,
     ) -> None:
@@ -155,7 +157,7 @@ class S3PartSink:
         self._closed = False
         self._failed: BaseException | None = None
         self._retry = retry
-        self._endpoint = str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "s3")
+        self._endpoint = endpoint or "s3"  # names the S3 endpoint's circuit breaker
         self._spool = spool
         self._on_stall = on_stall
         self.stalled: BaseException | None = None  # an upload that never succeeded
@@ -283,12 +285,13 @@ class S3PartSink:
                 if close or part.records >= self._part_records or self._aged(part):
                     await self._complete(part)
         except Exception as exc:
-            if self._spool is None:
-                self._failed = exc
-                self._open = None
-                await self._abort(part)
-                raise
-            await self._stall(part, exc)
+            if self._spool is not None:  # the records wait in the spool
+                await self._stall(part, exc)
+                return
+            self._open = None
+            await self._abort(part)
+            self._failed = OutputFailed(f"s3://{self.bucket}/{part.key}", exc)
+            raise self._failed from exc
         except BaseException as exc:
             self._failed = exc
             self._open = None

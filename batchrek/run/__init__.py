@@ -4,6 +4,7 @@ pipeline   the task group: producer, workers, writer, ticker (wiring only)
 work       one item: dedupe, prepare, per operation a paced retried call, records
 records    the error / manifest-problem / reused record shapes
 services   open and close what a run talks to (AWS clients, sink, image pool)
+outcome    how a run ended: exit code, earlier failures, a stop's pairs left
 dryrun     route every image, call nothing, price the run
 dedupe     in-run deduplication of identical images
 streams    memory-stream send/receive without a needless scheduling round trip

@@ -1,8 +1,9 @@
 """The run's one stop switch for failures that make going on pointless, and the
 safeguards a run is wired with.
 
-A worker (a run-level answer, an outage past its timeout) or the output (an S3 part
-that cannot be uploaded) trips ``Halt`` with a ``RunStopped``; the first one wins.
+A worker (a run-level answer, an outage past its timeout: ``RunStopped``) or the
+output (an S3 part that cannot be uploaded, its records kept in the spool:
+``OutputFailed``) trips ``Halt``; the first one wins.
 The pipeline then stops as it does on SIGTERM: no new item starts, no new attempt
 starts, in-flight calls finish (within the grace period) and are written, and the
 run ends with the error's exit code and message.
@@ -19,14 +20,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
 from batchrek.call import Breakers, Operation, RunGuard, preflight
 from batchrek.clock import Clock
 from batchrek.config import Settings
-from batchrek.errors import RunStopped
+from batchrek.errors import StopsTheRun
 from batchrek.observe import RunMetrics
 
 __all__ = ["Halt", "Safeguards"]
@@ -36,10 +37,10 @@ log = logging.getLogger("batchrek")
 
 class Halt:
     def __init__(self) -> None:
-        self.error: RunStopped | None = None
+        self.error: StopsTheRun | None = None
         self.tripped = anyio.Event()
 
-    def __call__(self, error: RunStopped) -> None:
+    def __call__(self, error: StopsTheRun) -> None:
         if self.error is not None:
             return
         self.error = error
@@ -62,6 +63,14 @@ class Halt:
         return f"Halt({self.error!r})"
 
 
+class _Opened(Protocol):
+    """What the worker's safeguards need of ``run.services.Services``."""
+
+    rekognition: Any
+    rekognition_endpoint: str
+    region: str
+
+
 @dataclass
 class Safeguards:
     breakers: Breakers
@@ -72,19 +81,13 @@ class Safeguards:
         return cls(Breakers(settings.breaker_settings(), clock=clock))
 
     def for_worker(
-        self,
-        settings: Settings,
-        *,
-        rekognition: Any,
-        endpoint: str,
-        region: str,
-        ops: tuple[Operation, ...],
-        clock: Clock,
+        self, settings: Settings, services: _Opened, ops: tuple[Operation, ...], clock: Clock
     ) -> dict[str, Any]:
         """The ``ItemWorker`` arguments: breaker, guard, halt, preflight."""
+        endpoint, region = services.rekognition_endpoint, services.region
         checks: Callable[[], Awaitable[None]] = partial(
             preflight,
-            rekognition,
+            services.rekognition,
             ops,
             region=region,
             connect_timeout_s=settings.preflight_timeout_s,
@@ -101,8 +104,7 @@ class Safeguards:
         }
 
     def report(self, metrics: RunMetrics) -> None:
-        """Outages waited out, and why the run stopped, into the summary."""
+        """The outages the breakers waited out, into the summary (why the run stopped
+        goes there through the outcome)."""
         for breaker in self.breakers.tripped():
             metrics.findings.outage(breaker.name, trips=breaker.trips, probes=breaker.probes)
-        if self.halt.error is not None:
-            metrics.findings.stopped(str(self.halt.error), exit_code=self.halt.error.exit_code)

@@ -33,7 +33,7 @@ from batchrek.call import (
 )
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
-from batchrek.errors import ManifestUnreadable, stopping_error
+from batchrek.errors import ManifestUnreadable, OutputFailed, StopsTheRun, stopping_error
 from batchrek.ledger import known_identity
 from batchrek.limits import default_tps
 from batchrek.manifest import read_manifest
@@ -43,7 +43,7 @@ from batchrek.run import streams
 from batchrek.run.dedupe import Deduper
 from batchrek.run.halt import Safeguards
 from batchrek.run.identity import run_identity
-from batchrek.run.outcome import RunOutcome
+from batchrek.run.outcome import RunOutcome, outcome
 from batchrek.run.records import MANIFEST_OPERATION, problem_result, record_line
 from batchrek.run.services import Services
 from batchrek.run.work import ItemWorker, Work
@@ -93,7 +93,6 @@ class _Run:
         self.inflight_limit = ConcurrencyLimit(settings.concurrency)
         self.concurrency = ConcurrencyController(settings.concurrency, rate=self._total_rate)
         self.inflight_limit.limit = self.concurrency.limit
-        endpoint = services.rekognition_endpoint
         self.worker = ItemWorker(
             rekognition=services.rekognition,
             preparer=services.preparer,
@@ -109,14 +108,7 @@ class _Run:
             oversize=settings.oversize,
             metrics=metrics,
             clock=clock,
-            **guards.for_worker(
-                settings,
-                rekognition=services.rekognition,
-                endpoint=endpoint,
-                region=services.region,
-                ops=ops,
-                clock=clock,
-            ),
+            **guards.for_worker(settings, services, ops, clock),
         )
         self.stopping = False
         self.not_a_manifest: ManifestUnreadable | None = None
@@ -317,15 +309,18 @@ async def run_batch(
     """Run one batch to the end (or until ``stop`` is set) and return its outcome.
 
     A run-stopping error (``ConfigError``, ``ManifestUnreadable``) surfaces as itself,
-    not wrapped in the task group's ExceptionGroup."""
+    not wrapped in the task group's ExceptionGroup. A failed output write
+    (``OutputFailed``) stops billing at once (the task group is cancelled, in-flight
+    calls with it) and is returned in the outcome, so the summary is still printed;
+    so is a run-level failure (``RunStopped``, ``ServiceOutage``), which stops the run
+    the gentler way (``run.halt``)."""
     clock = clock or SystemClock()
     ops = settings.build_operations()
     metrics = RunMetrics(clock, [op.method for op in ops])
     guards = Safeguards.for_run(settings, clock)
+    error: StopsTheRun | None = None
     async with AsyncExitStack() as stack:
-        services = await Services.open(
-            settings, stack, ops=ops, clock=clock, breakers=guards.breakers, halt=guards.halt
-        )
+        services = await Services.open(settings, stack, ops=ops, clock=clock, guards=guards)
         metrics.describe(
             run_identity(settings, region=services.region, output=services.output),
             output={
@@ -337,15 +332,18 @@ async def run_batch(
         metrics.set_capacity(concurrency=settings.concurrency, workers=_width(settings))
         run = _Run(settings, services, ops, metrics, clock, guards=guards)
         try:
-            await _drive(run, stop)
-        except BaseExceptionGroup as group:
-            error = stopping_error(group)
-            if error is not None:
-                raise error from None
-            raise
-        if run.not_a_manifest is not None:
-            raise run.not_a_manifest
-        await services.sink.flush(durable=True)
+            try:
+                await _drive(run, stop)
+            except BaseExceptionGroup as group:
+                found = stopping_error(group)
+                if found is None:
+                    raise
+                raise found from None
+            if run.not_a_manifest is not None:
+                raise run.not_a_manifest
+            await services.sink.flush(durable=True)  # a failure of the last write lands here
+        except OutputFailed as exc:
+            error = exc  # billing has stopped; the summary still says what was done
         budget = services.preparer.fetcher.budget
         if budget is not None:
             metrics.set_source_budget(total=budget.total, peak=budget.peak, waits=budget.waits)
@@ -357,10 +355,13 @@ async def run_batch(
             **services.ledger.summary(),
             "load_s": round(services.ledger_load_s, 3),
         }
-    failed = run.failed + (services.resume.failed if services.resume is not None else 0)
-    interrupted = stop is not None and stop.is_set()
-    return RunOutcome(
-        summary=summary, failed_pairs=failed, interrupted=interrupted, stopped=guards.halt.error
+    return outcome(
+        summary,
+        failed=run.failed,
+        resume=services.resume,
+        total_pairs=metrics.total,
+        interrupted=stop is not None and stop.is_set(),
+        error=error or guards.halt.error,
     )
 
 
@@ -406,15 +407,12 @@ async def _drive(run: _Run, stop: anyio.Event | None) -> None:
 
 
 async def _watch_stop(
-    run: _Run,
-    stop: anyio.Event | None,
-    producer_scope: anyio.CancelScope,
-    workers: anyio.CancelScope,
+    run: _Run, stop: anyio.Event | None, producer: anyio.CancelScope, workers: anyio.CancelScope
 ) -> None:
     """Stop taking work on the caller's ``stop`` (a signal) or the run's own halt."""
     await run.halt.wait(stop)
     run.stopping = True
-    producer_scope.cancel()
+    producer.cancel()
     # In-flight calls get the grace period to finish and be written; then they go.
     await run.clock.sleep(run.s.grace_period_s)
     workers.cancel()

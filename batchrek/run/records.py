@@ -52,6 +52,7 @@ def problem_result(problem: ManifestProblem) -> Result:
         attempts=0,
         latency_ms=0.0,
         error=ErrorInfo("ManifestError", f"line {problem.line}: {problem.reason}"),
+        extra={"duplicate_of": problem.duplicate.as_dict()} if problem.duplicate else {},
     )
 
 

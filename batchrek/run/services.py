@@ -20,12 +20,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import aioboto3
 import anyio
-from aiobotocore.config import AioConfig
 
 from batchrek.call import (
-    Breakers,
     Operation,
     RetryPolicy,
     TransientRetry,
@@ -33,10 +30,11 @@ from batchrek.call import (
     classify,
     freeze_user_agent,
     is_outage,
+    open_lean_client,
 )
 from batchrek.clock import Clock, SystemClock
 from batchrek.config import Settings
-from batchrek.errors import ConfigError, RunStopped, ServiceOutage
+from batchrek.errors import ConfigError, OutputFailed, ServiceOutage
 from batchrek.ledger import Ledger, LedgerSink, open_ledger, repair_torn_tail
 from batchrek.output import (
     JsonlFileSink,
@@ -44,6 +42,8 @@ from batchrek.output import (
     S3PartSink,
     Sink,
     Spool,
+    check_paths,
+    check_s3_output,
     load_resume,
     recover_spool,
 )
@@ -56,7 +56,9 @@ from batchrek.prepare import (
     Stager,
     make_http_session,
 )
-from batchrek.run.halt import Halt
+from batchrek.run.gctune import settled_heap
+from batchrek.run.halt import Halt, Safeguards
+from batchrek.run.lazyclient import LazyClient
 
 __all__ = ["Services", "output_for_shard"]
 
@@ -97,12 +99,26 @@ class Services:
         *,
         ops: tuple[Operation, ...] | None = None,
         clock: Clock | None = None,
-        breakers: Breakers | None = None,
-        halt: Halt | None = None,
+        guards: Safeguards | None = None,
     ) -> Services:
-        """``ops`` given: a real run (an S3 output is spooled and recovered)."""
+        """Open everything; before the output is read (resume rewrites it) or anything
+        is billed, refuse an output or metrics path that cannot be used. ``ops`` given:
+        a real run (an S3 output is spooled, and what a stopped run left is uploaded)."""
         clock = clock or SystemClock()
-        breakers = breakers or Breakers(settings.breaker_settings(), clock=clock)
+        guards = guards or Safeguards.for_run(settings, clock)
+        breakers, halt = guards.breakers, guards.halt
+        output = output_for_shard(settings.output, settings.shard_index, settings.shard_count)
+        if not settings.dry_run:
+            exports = (
+                ("--metrics-out", settings.metrics_out or ""),
+                ("--metrics-textfile", settings.metrics_textfile or ""),
+            )
+            await anyio.to_thread.run_sync(
+                lambda: check_paths(output, manifest=settings.manifest, exports=exports)
+            )
+        import aioboto3  # here: other commands (emulator, report, demo set-up) never need it
+        from aiobotocore.config import AioConfig
+
         session = aioboto3.Session(profile_name=settings.profile, region_name=settings.region)
         region = settings.region or session.region_name or "us-east-1"
         config = AioConfig(**botocore_config_kwargs(settings.concurrency))
@@ -121,6 +137,10 @@ class Services:
             breakers,
             clock=clock,
         )
+        if settings.request_path == "lean":
+            rekognition = await open_lean_client(
+                rekognition, stack, concurrency=settings.concurrency
+            )
         s3_clients: dict[str, Any] = {}
         s3_lock = anyio.Lock()
 
@@ -137,7 +157,9 @@ class Services:
                     )
                 return s3_clients[bucket_region]
 
-        s3 = await s3_for_region(region)
+        # Made on its first call: a run over local files with a local output never
+        # pays for S3's service model.
+        s3: Any = LazyClient(lambda: s3_for_region(region), name=f"s3 {region}")
         policy = settings.address_policy()
         http = await stack.enter_async_context(
             make_http_session(policy, connections=settings.concurrency)
@@ -168,14 +190,16 @@ class Services:
             oversize=settings.oversize,
             stager=stager,
         )
-        output = output_for_shard(settings.output, settings.shard_index, settings.shard_count)
+        s3_endpoint = settings.s3_endpoint_url or f"https://s3.{region}.amazonaws.com"
+        if output.startswith("s3://") and not settings.dry_run:
+            await check_s3_output(s3, output, shard=settings.shard_index or 0)
         spool: Spool | None = None
         if output.startswith("s3://") and ops is not None and not settings.dry_run:
             spool = Spool(settings.spool_root(), output, f"{settings.shard_index or 0:04d}")
             required = settings.spool_dir is not None
             if await anyio.to_thread.run_sync(partial(spool.open, required=required)):
                 stack.callback(spool.close)
-                await recover_spool(s3, output, spool, retry=retry)
+                await recover_spool(s3, output, spool, retry=retry, endpoint=s3_endpoint)
             else:
                 log.warning(
                     "cannot write the spool folder %s: running without it (a kill re-bills "
@@ -197,7 +221,10 @@ class Services:
         if settings.resume and not settings.dry_run and ledger_run is None:
             sharded = (settings.shard_count or 1) > 1
             resume = await load_resume(
-                output, s3=s3, shard=(settings.shard_index or 0) if sharded else None
+                output,
+                s3=s3,
+                shard=(settings.shard_index or 0) if sharded else None,
+                redo_failed=settings.redo_codes(),
             )
         sink: Sink
         if output.startswith("s3://"):
@@ -209,6 +236,7 @@ class Services:
                 part_seconds=settings.part_seconds,
                 clock=clock,
                 retry=retry,
+                endpoint=s3_endpoint,
                 spool=spool,
                 on_stall=_stall_reporter(halt, spool),
             )
@@ -222,6 +250,7 @@ class Services:
         if ledger_run is not None and not settings.dry_run:
             sink = ledger_sink = LedgerSink(sink, ledger_run.segment)
         stack.push_async_callback(sink.aclose)
+        stack.enter_context(settled_heap())  # last: what start-up made is frozen
         return cls(
             region=region,
             session=session,
@@ -239,22 +268,24 @@ class Services:
 
 
 def _stall_reporter(halt: Halt | None, spool: Spool | None) -> Callable[[BaseException, str], None]:
-    """What the S3 sink calls once when a part can never be uploaded: stop the run
-    (exit 3 when S3 was failing or slowing down, 2 when it refused), naming the fix."""
+    """What the S3 sink calls once when a part can never be uploaded: stop the run.
+    It is the output that failed (``OutputFailed``, exit 74, as a full disk for a file
+    output), unless S3 was down for longer than ``outage_timeout_s`` (exit 3); either
+    way the records wait in the spool and nothing is lost."""
 
     def stalled(exc: BaseException, where: str) -> None:
         if halt is None:
             return
+        kept = f"the results wait in the spool {spool.dir}" if spool is not None else "kept"
+        note = f"Nothing is lost: {kept} (a rerun on this machine uploads them first)"
+        if isinstance(exc, ServiceOutage):  # its message says a rerun resumes
+            where_kept = f" (the results wait in the spool {spool.dir})" if spool else ""
+            halt(ServiceOutage(f"cannot write the output {where}: {exc}{where_kept}"))
+            return
         info = classify(exc)
-        kept = f"the results wait in the spool {spool.dir}" if spool is not None else ""
-        said = f"cannot write the S3 output {where} ({info.code}: {info.message})"
-        tail = f"Nothing is lost: {kept}; rerun with the same -o on this machine to upload them"
-        if isinstance(exc, RunStopped):
-            halt(type(exc)(f"{said}. {tail}"))
-        elif info.retryable:
+        if info.retryable:
             why = "failing" if is_outage(info) else "slowing down"
-            halt(ServiceOutage(f"{said}: S3 kept {why} after every retry. {tail} and finish"))
-        else:
-            halt(RunStopped(f"{said}: check the bucket and the role's s3:PutObject. {tail}"))
+            note = f"S3 kept {why} after every retry. {note}"
+        halt(OutputFailed(where, RuntimeError(f"{info.code}: {info.message}"), note=note))
 
     return stalled

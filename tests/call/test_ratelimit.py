@@ -326,5 +326,59 @@ async def test_lowering_the_limit_lets_holders_finish_but_admits_nobody() -> Non
     assert state == (3, 1, True)
 
 
+async def test_a_cancelled_waiter_leaves_no_slot_behind() -> None:
+    limit = ConcurrencyLimit(1)
+    release = anyio.Event()
+
+    async def hold() -> None:
+        async with limit:
+            await release.wait()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold)
+        await settle()
+        tg.start_soon(hold)  # waits, and is admitted later
+        await settle()
+        waiter_scope = anyio.CancelScope()
+
+        async def cancelled_waiter() -> None:
+            with waiter_scope:
+                async with limit:
+                    raise AssertionError("never admitted")
+
+        tg.start_soon(cancelled_waiter)
+        await settle()
+        waiting = limit.waiting
+        waiter_scope.cancel()
+        await settle()
+        after_cancel = limit.waiting
+        release.set()
+    assert (waiting, after_cancel) == (2, 1)
+    assert (limit.in_flight, limit.waiting) == (0, 0)
+
+
+async def test_slots_go_to_waiters_in_arrival_order() -> None:
+    limit = ConcurrencyLimit(1)
+    order: list[int] = []
+    gate = anyio.Event()
+
+    async def first() -> None:
+        async with limit:
+            await gate.wait()
+
+    async def then(n: int) -> None:
+        async with limit:
+            order.append(n)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first)
+        await settle()
+        for n in range(4):
+            tg.start_soon(then, n)
+            await settle()
+        gate.set()
+    assert order == [0, 1, 2, 3]
+
+
 def test_concurrency_limit_repr_shows_live_state() -> None:
     assert repr(ConcurrencyLimit(8)) == "<ConcurrencyLimit limit=8 in_flight=0 waiting=0>"

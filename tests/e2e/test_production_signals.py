@@ -130,6 +130,7 @@ def test_graceful_stop_bills_no_image_twice(stopped: Stopped) -> None:
 class Cut:
     saw_first_stop: bool
     code: int | None  # None: still running long after the second signal
+    stderr: str
     raw: bytes
     expected: frozenset[tuple[str, str]]
     rerun_code: int
@@ -176,6 +177,7 @@ def cut_short(emulator: EmulatorHandle, s3: S3Bed, tmp_path_factory: pytest.Temp
     return Cut(
         saw_first_stop=saw_first,
         code=code,
+        stderr=child.stderr(),
         raw=raw,
         expected=frozenset((f"i{n}", OP) for n in range(IMAGES)),
         rerun_code=rerun.code,
@@ -186,6 +188,13 @@ def cut_short(emulator: EmulatorHandle, s3: S3Bed, tmp_path_factory: pytest.Temp
 
 def test_second_signal_exits_143_without_waiting_for_in_flight_calls(cut_short: Cut) -> None:
     assert (cut_short.saw_first_stop, cut_short.code) == (True, 143)
+
+
+def test_second_signal_says_the_run_stopped_and_how_to_finish(cut_short: Cut) -> None:
+    assert (
+        "stopped at once by a second SIGTERM; the pairs left are not counted; "
+        "rerun with the same -o to finish"
+    ) in cut_short.stderr
 
 
 def test_second_signal_leaves_whole_valid_records(cut_short: Cut) -> None:

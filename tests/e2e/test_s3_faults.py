@@ -90,13 +90,13 @@ def stalled(tmp_path: Path, emu: EmulatorHandle, s3: S3Bed) -> dict[str, Any]:
     }
 
 
-def test_an_upload_that_never_succeeds_stops_the_run_with_exit_3_and_no_traceback(
+def test_an_upload_that_never_succeeds_stops_the_run_with_exit_74_and_no_traceback(
     stalled: dict[str, Any],
 ) -> None:
     first = stalled["first"]
     last = first.stderr.strip().splitlines()[-1]
-    assert (first.code, "Traceback" in first.stderr) == (3, False), first.stderr
-    assert last.startswith("batchrek: error: cannot write the S3 output")
+    assert (first.code, "Traceback" in first.stderr) == (74, False), first.stderr
+    assert last.startswith("batchrek: error: cannot write the output s3://")
     assert "Nothing is lost: the results wait in the spool" in last
 
 

@@ -17,6 +17,7 @@ def test_all_names_the_documented_entry_points() -> None:
         "IMAGE_EXTENSIONS",
         "ReadOptions",
         "S3ClientLike",
+        "SeenIds",
         "Selection",
         "SkipCounter",
         "SourceSyntaxError",

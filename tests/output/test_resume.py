@@ -181,10 +181,10 @@ async def test_compact_false_only_reports(tmp_path: Path) -> None:
     assert (out.read_bytes(), state.superseded, state.torn_lines) == (body, 1, 1)
 
 
-async def test_retry_failed_redoes_permanent_errors(tmp_path: Path) -> None:
+async def test_redo_failed_redoes_permanent_errors(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     out.write_bytes(line("a", ok=False) + line("b"))
-    state = await load(out, retry_failed=True)
+    state = await load(out, redo_failed=True)
     assert (("a", "detect_labels") in state, state.redo, out.read_bytes()) == (
         False,
         1,
@@ -287,3 +287,70 @@ def test_index_holds_eight_bytes_per_pair() -> None:
 def test_public_api_is_explicit() -> None:
     for module in (resume, resume_scan, resume_file):
         assert all(hasattr(module, name) for name in module.__all__)
+
+
+def failed(item: str, code: str) -> bytes:
+    record = Result(
+        id=item,
+        source=f"s3://bucket/{item}",
+        operation="detect_labels",
+        status="error",
+        input="none",
+        attempts=1,
+        latency_ms=0.0,
+        error=ErrorInfo(code, "no", False),
+    ).to_record()
+    return orjson.dumps(record) + b"\n"
+
+
+async def test_redo_failed_with_codes_redoes_only_those_codes(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(failed("a", "NoSuchKey") + failed("b", "AccessDenied") + line("c"))
+    state = await load(out, redo_failed={"NoSuchKey"})
+    done = [(i, "detect_labels") in state for i in "abc"]
+    assert (done, state.failed_redone, state.failed_by_code) == (
+        [False, True, True],
+        1,
+        {"AccessDenied": 1},
+    )
+    assert out.read_bytes() == failed("b", "AccessDenied") + line("c")
+
+
+async def test_failures_kept_are_counted_by_code_once_per_pair(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(
+        failed("a", "NoSuchKey") + failed("a", "NoSuchKey") + failed("b", "AccessDenied")
+    )
+    state = await load(out)
+    assert (state.failed, state.failed_by_code) == (2, {"AccessDenied": 1, "NoSuchKey": 1})
+
+
+async def test_a_failure_superseded_by_an_ok_record_is_not_counted(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(failed("a", "NoSuchKey") + line("a"))
+    state = await load(out)
+    assert (state.failed, state.failed_by_code, pairs_in(out)) == (
+        0,
+        {},
+        Counter({("a", "detect_labels"): 1}),
+    )
+
+
+async def test_a_symlink_named_like_a_stale_temp_is_not_followed(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(line("a", ok=False, retryable=True) + line("b"))
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious\n")
+    trap = tmp_path / ".out.jsonl.compact-1234.tmp"
+    trap.symlink_to(victim)
+    state = await load(out)
+    assert (state.compacted, victim.read_bytes(), trap.is_symlink()) == (True, b"precious\n", True)
+
+
+async def test_a_symlinked_output_is_rewritten_in_its_target(tmp_path: Path) -> None:
+    real = tmp_path / "real.jsonl"
+    real.write_bytes(line("a", ok=False, retryable=True) + line("b"))
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(real)
+    await load(link)
+    assert (link.is_symlink(), real.read_bytes()) == (True, line("b"))

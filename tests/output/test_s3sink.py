@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from batchrek.clock import FakeClock
+from batchrek.errors import OutputFailed
 from batchrek.output import S3PartSink, load_resume
 from batchrek.output import s3parts as s3sink
 from batchrek.output.resume import s3 as resume_s3
@@ -226,9 +227,9 @@ async def test_a_failed_upload_fails_the_sink(uri: str) -> None:
             raise OSError("network down")
 
     sink = S3PartSink(Broken(), uri, part_records=1)  # type: ignore[arg-type]
-    with pytest.raises(OSError, match="network down"):
+    with pytest.raises(OutputFailed, match="network down"):
         await sink.write(rec("a"))
-    with pytest.raises(OSError, match="network down"):
+    with pytest.raises(OutputFailed, match="network down"):
         await sink.write(rec("b"))
 
 

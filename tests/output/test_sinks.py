@@ -7,6 +7,7 @@ import anyio
 import pytest
 
 from batchrek import output
+from batchrek.errors import OutputFailed
 from batchrek.output import JsonlFileSink, Sink, load_resume
 from batchrek.output import file as sinks
 
@@ -147,9 +148,32 @@ async def test_a_failed_batch_is_rolled_back_to_whole_lines(
     monkeypatch.setattr(os, "write", half_then_full_disk)
     sink = JsonlFileSink(out)
     await sink.write(rec(1))
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OutputFailed, match="No space"):
         await sink.flush()
     assert out.read_bytes() == rec(0)
+
+
+async def test_whole_records_the_os_took_before_a_failure_stay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(rec(0))
+    real_write = os.write
+    calls = []
+
+    def one_and_a_half_then_full(fd: int, data: memoryview) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:  # the OS takes record 1 and half of record 2
+            return real_write(fd, data[: len(rec(1)) + 5])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", one_and_a_half_then_full)
+    sink = JsonlFileSink(out)
+    for n in (1, 2, 3):
+        await sink.write(rec(n))
+    with pytest.raises(OutputFailed, match="No space"):
+        await sink.flush()
+    assert (out.read_bytes(), sink.records_written) == (rec(0) + rec(1), 1)
 
 
 async def test_a_failed_sink_refuses_more_records(
@@ -161,9 +185,9 @@ async def test_a_failed_sink_refuses_more_records(
     monkeypatch.setattr(os, "write", full_disk)
     sink = JsonlFileSink(tmp_path / "out.jsonl")
     await sink.write(rec(1))
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OutputFailed, match="No space"):
         await sink.flush()
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OutputFailed, match="No space"):
         await sink.write(rec(2))
 
 
@@ -201,3 +225,43 @@ def test_the_file_sink_is_a_sink(tmp_path: Path) -> None:
 def test_public_api_is_explicit() -> None:
     for module in (output, sinks):
         assert all(hasattr(module, name) for name in module.__all__)
+
+
+async def test_small_batches_skip_the_thread_once_the_file_is_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out.jsonl"
+    sink = JsonlFileSink(out)
+    await sink.write(rec(0))
+    await sink.flush()  # opens the file: in the writer thread
+    hops: list[object] = []
+    submit = sink._thread.submit
+    monkeypatch.setattr(sink._thread, "submit", lambda *a, **k: hops.append(a) or submit(*a, **k))
+    for n in range(1, 4):
+        await sink.write(rec(n))
+        await sink.flush()
+    assert hops == []
+    assert out.read_bytes() == b"".join(rec(n) for n in range(4))
+    await sink.flush(durable=True)  # fsync still hops
+    assert len(hops) == 1
+    await sink.aclose()
+
+
+async def test_one_slow_inline_write_sends_the_rest_to_the_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sinks, "SLOW_WRITE_S", -1.0)  # every write is "slow"
+    out = tmp_path / "out.jsonl"
+    sink = JsonlFileSink(out)
+    await sink.write(rec(0))
+    await sink.flush()
+    await sink.write(rec(1))
+    await sink.flush()  # inline, found slow
+    hops: list[object] = []
+    submit = sink._thread.submit
+    monkeypatch.setattr(sink._thread, "submit", lambda *a, **k: hops.append(a) or submit(*a, **k))
+    await sink.write(rec(2))
+    await sink.flush()
+    assert len(hops) == 1
+    assert out.read_bytes() == rec(0) + rec(1) + rec(2)
+    await sink.aclose()

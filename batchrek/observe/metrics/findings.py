@@ -1,6 +1,6 @@
 """What a run found about itself as a whole, for the summary: warnings said once
-(a bucket no S3Object could be read from), outages its circuit breakers waited out,
-and why it stopped early, if it did. Bounded: at most ``MAX_WARNINGS`` warnings."""
+(a bucket no S3Object could be read from) and the outages its circuit breakers
+waited out. Bounded: at most ``MAX_WARNINGS`` warnings."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ class Findings:
     def __init__(self) -> None:
         self.warnings: list[str] = []
         self.outages: dict[str, dict[str, Any]] = {}  # endpoint -> breaker trips, probes
-        self.run_stopped: dict[str, Any] | None = None
 
     def warn(self, text: str) -> None:
         """A finding about the whole run, said once."""
@@ -26,15 +25,10 @@ class Findings:
         """An endpoint's circuit breaker opened ``trips`` times during the run."""
         self.outages[endpoint] = {"trips": trips, "probes": probes}
 
-    def stopped(self, reason: str, *, exit_code: int) -> None:
-        """The run stopped before the end because it could not go on."""
-        self.run_stopped = {"reason": reason, "exit_code": exit_code}
-
     def summary(self) -> dict[str, Any]:
         return {
             "warnings": list(self.warnings),
             "outages": dict(self.outages),
-            "run_stopped": self.run_stopped,
         }
 
     def __repr__(self) -> str:

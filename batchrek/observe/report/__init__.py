@@ -14,14 +14,18 @@ that says otherwise.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from PIL import Image
 
 from batchrek.errors import ConfigError
 from batchrek.observe.report.html import render_compare_html, render_html
 from batchrek.observe.report.model import charts, compare_charts, run_label
 from batchrek.observe.report.png import draw_compare_png, draw_png
+from batchrek.safefile import atomic_write
 
 __all__ = [
     "REPORT_EXTENSIONS",
@@ -60,14 +64,14 @@ def write_report(
     fmt = report_format(out_path)
     if isinstance(metrics, Mapping):
         if fmt == "png":
-            draw_png(metrics).save(out_path, format="PNG")
+            _write_png(out_path, draw_png(metrics))
         else:
             _write_text(out_path, render_html(metrics))
         return
     runs = list(metrics)
     names = list(labels) if labels is not None else [chr(65 + i) for i in range(len(runs))]
     if fmt == "png":
-        draw_compare_png(runs, names).save(out_path, format="PNG")
+        _write_png(out_path, draw_compare_png(runs, names))
     else:
         _write_text(out_path, render_compare_html(runs, names))
 
@@ -81,5 +85,11 @@ def labels_for(paths: Sequence[str]) -> list[str]:
 
 
 def _write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    """Replaced atomically through a new temporary file (``batchrek.safefile``)."""
+    atomic_write(path, text.encode("utf-8"))
+
+
+def _write_png(path: str, image: Image.Image) -> None:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    atomic_write(path, buf.getvalue())

@@ -17,18 +17,22 @@ from __future__ import annotations
 import os
 
 from batchrek.output.resume.file import load_file_resume
+from batchrek.output.resume.redo import normalize_redo, redo_codes
 from batchrek.output.resume.s3 import load_s3_resume
-from batchrek.output.resume.scan import ResumeIndex, ResumeState, pair_key
+from batchrek.output.resume.scan import RedoFailed, ResumeIndex, ResumeState, pair_key
 from batchrek.output.s3parts import S3Client
 from batchrek.s3uri import is_s3_uri
 
 __all__ = [
+    "RedoFailed",
     "ResumeIndex",
     "ResumeState",
     "load_file_resume",
     "load_resume",
     "load_s3_resume",
+    "normalize_redo",
     "pair_key",
+    "redo_codes",
 ]
 
 
@@ -37,14 +41,15 @@ async def load_resume(
     *,
     s3: S3Client | None = None,
     shard: int | str | None = None,
-    retry_failed: bool = False,
+    redo_failed: RedoFailed = False,
     compact: bool = True,
 ) -> ResumeState:
     """Index an existing output (a file, or ``s3://bucket/prefix/`` part files) and
     compact it so the rerun can append.
 
-    ``retry_failed`` also redoes pairs whose error was permanent (after fixing a
-    permission, say). ``compact=False`` only reports; the output is left as it is.
+    ``redo_failed`` also redoes pairs whose error was permanent (after fixing a
+    permission, say): True for every code, or a collection of error codes.
+    ``compact=False`` only reports; the output is left as it is.
     For S3, ``shard`` limits reading, compaction and the clean-up of stale uploads to
     that shard's part files (required when shards share a prefix and run at once).
     """
@@ -52,7 +57,5 @@ async def load_resume(
     if is_s3_uri(text):
         if s3 is None:
             raise ValueError("resuming an s3:// output needs an S3 client")
-        return await load_s3_resume(
-            s3, text, shard=shard, retry_failed=retry_failed, compact=compact
-        )
-    return await load_file_resume(text, retry_failed=retry_failed, compact=compact)
+        return await load_s3_resume(s3, text, shard=shard, redo_failed=redo_failed, compact=compact)
+    return await load_file_resume(text, redo_failed=redo_failed, compact=compact)

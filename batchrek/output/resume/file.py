@@ -6,9 +6,14 @@ Before any new record is appended, ``load_file_resume``
    back to its last newline and the pair is simply redone;
 2. indexes the pairs that are done (see ``scan``);
 3. compacts the output when any record is superseded. The kept records are copied to
-   a temporary file in the same directory, fsynced and moved over the output with
+   a new temporary file in the same directory (created exclusively, never through a
+   symlink: ``batchrek.safefile``), fsynced and moved over the output with
    ``os.replace``: a kill during compaction leaves the old file whole, and the next
-   resume removes the temporary file it left.
+   resume removes the temporary file it left. An output that is a symlink is resolved
+   first: the file it points to is rewritten and the link stays.
+
+Whether the file is batchrek's to rewrite at all is ``output.guard``'s question, asked
+before this runs.
 
 The whole read, scan and rewrite runs in one worker thread: one hop, not one per chunk.
 """
@@ -25,6 +30,7 @@ import anyio
 
 from batchrek.output.resume.scan import (
     CHUNK_BYTES,
+    RedoFailed,
     ResumeIndex,
     ResumeState,
     Scanner,
@@ -32,26 +38,30 @@ from batchrek.output.resume.scan import (
     line_blocks,
     plan_compaction,
 )
+from batchrek.safefile import fsync_dir, temp_beside, write_all
 
 __all__ = ["load_file_resume"]
 
 
 async def load_file_resume(
-    path: str | os.PathLike[str], *, retry_failed: bool = False, compact: bool = True
+    path: str | os.PathLike[str], *, redo_failed: RedoFailed = False, compact: bool = True
 ) -> ResumeState:
     """``load_resume`` for a local file; a missing file is an empty output."""
-    return await anyio.to_thread.run_sync(_load_file, Path(path), retry_failed, compact)
+    return await anyio.to_thread.run_sync(_load_file, path, redo_failed, compact)
 
 
-def _load_file(path: Path, retry_failed: bool, compact: bool) -> ResumeState:
+def _load_file(
+    given: str | os.PathLike[str], redo_failed: RedoFailed, compact: bool
+) -> ResumeState:
     """Runs in a worker thread: the whole read, scan and rewrite, in one hop."""
+    path = Path(os.path.realpath(given))  # a symlink's target is rewritten, the link stays
     if compact:
         _remove_stale_temps(path)
     try:
         f = path.open("rb", buffering=0)
     except FileNotFoundError:
         return ResumeState(index=ResumeIndex())
-    scan = Scanner(retry_failed=retry_failed)
+    scan = Scanner(redo_failed=redo_failed)
     with f:
         while chunk := f.read(CHUNK_BYTES):
             scan.feed(chunk)
@@ -78,22 +88,21 @@ def _read_upto(path: Path, end: int) -> Iterator[bytes]:
 
 
 def _rewrite(path: Path, end: int, dropped: array[int]) -> None:
-    tmp = path.with_name(f".{path.name}.compact-{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd, tmp = temp_beside(str(path), "compact")
     try:
         os.fchmod(fd, path.stat().st_mode & 0o777)
         first = 0
         for block in line_blocks(_read_upto(path, end)):
-            _write_all(fd, keep_lines(block, first, dropped))
+            write_all(fd, keep_lines(block, first, dropped))
             first += block.count(b"\n")
         os.fsync(fd)
     except BaseException:
         os.close(fd)
-        tmp.unlink(missing_ok=True)
+        os.unlink(tmp)
         raise
     os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(str(path.parent))
 
 
 def _truncate(path: Path, end: int) -> None:
@@ -105,22 +114,9 @@ def _truncate(path: Path, end: int) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a create, rename or truncate itself durable (POSIX needs the directory)."""
-    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _remove_stale_temps(path: Path) -> None:
-    """A kill during compaction leaves its temporary file; the output is intact."""
+    """A kill during compaction leaves its temporary file; the output is intact. Only
+    regular files of that name are removed (a symlink there is left alone)."""
     for stale in path.parent.glob(f".{path.name}.compact-*.tmp"):
-        stale.unlink(missing_ok=True)
+        if stale.is_file() and not stale.is_symlink():
+            stale.unlink(missing_ok=True)

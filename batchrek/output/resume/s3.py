@@ -25,6 +25,7 @@ import anyio
 
 from batchrek.output.resume.scan import (
     CHUNK_BYTES,
+    RedoFailed,
     ResumeState,
     Scanner,
     keep_lines,
@@ -41,7 +42,7 @@ async def load_s3_resume(
     uri: str,
     *,
     shard: int | str | None = None,
-    retry_failed: bool = False,
+    redo_failed: RedoFailed = False,
     compact: bool = True,
 ) -> ResumeState:
     """``load_resume`` for part files: list, stream each object through the scanner,
@@ -51,7 +52,7 @@ async def load_s3_resume(
     label = None if shard is None else shard_label(shard)
     aborted = await _abort_stale_uploads(client, bucket, prefix, label) if compact else 0
     keys = sorted([key async for key in _list_parts(client, bucket, prefix, label)])
-    scan = Scanner(retry_failed=retry_failed)
+    scan = Scanner(redo_failed=redo_failed)
     torn: list[int] = []
     for key in keys:
         async for chunk in _read_object(client, bucket, key):

@@ -5,8 +5,9 @@ chunks, ask ``plan_compaction`` which pairs are done and which lines are dropped
 copy the kept lines with ``keep_lines``. What the rules are:
 
 - a pair is DONE when it has a record with status ``ok``, or an error that is not
-  retryable (``Result.done``);
-- a record is SUPERSEDED when its pair will be redone (only retryable errors), when
+  retryable (``Result.done``), unless ``redo_failed`` names its error code (or is
+  True: every code): then the failure is redone, after the user fixed its cause;
+- a record is SUPERSEDED when its pair will be redone (retryable or redone errors), when
   it is an extra record of a done pair (duplicates: ``ok`` is preferred over a
   permanent error, then the earliest), or when the line is not a record at all;
 - an unterminated last line (a kill in the middle of a write) is TORN: cut off, and
@@ -31,8 +32,8 @@ import sys
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
 from hashlib import blake2b
 
 import orjson
@@ -40,6 +41,7 @@ import orjson
 __all__ = [
     "CHUNK_BYTES",
     "CompactionPlan",
+    "RedoFailed",
     "ResumeIndex",
     "ResumeState",
     "Scanner",
@@ -53,6 +55,9 @@ CHUNK_BYTES = 4 * 1024 * 1024  # per read and per thread hop; bounds the transie
 
 # Line kinds, in order of preference for the one record a done pair keeps.
 OK, FAILED, RETRY, INVALID = 0, 1, 2, 3
+
+# Which permanent failures a rerun redoes: none (False), all (True) or these codes.
+RedoFailed = bool | Collection[str]
 
 _FAST = re.compile(rb'\{"id":"([^"\\]*)","source":"[^"\\]*","operation":"([^"\\]*)","status":"ok"')
 
@@ -114,7 +119,9 @@ class ResumeState:
     records: int = 0  # complete lines that are records
     done: int = 0  # pairs a rerun skips (ok or failed for good)
     failed: int = 0  # of those, pairs whose record is a permanent error
-    redo: int = 0  # pairs seen only with retryable errors: the rerun calls them again
+    failed_by_code: dict[str, int] = field(default_factory=dict)  # ``failed`` by error code
+    redo: int = 0  # pairs not done (retryable errors, redone failures): called again
+    failed_redone: int = 0  # of those, pairs whose permanent error ``redo_failed`` named
     duplicates: int = 0  # extra records of done pairs, dropped
     superseded: int = 0  # retryable-error records, dropped
     invalid: int = 0  # lines that were not records (or blank), dropped
@@ -145,12 +152,18 @@ class Scanner:
     of one logical file), so the plan can say which lines each segment loses.
     """
 
-    def __init__(self, *, retry_failed: bool) -> None:
-        self.retry_failed = retry_failed
+    def __init__(self, *, redo_failed: RedoFailed = False) -> None:
+        self.redo_all = redo_failed is True
+        self.redo_codes = frozenset() if isinstance(redo_failed, bool) else frozenset(redo_failed)
         self.keys: array[int] = array("q")  # per line, in order
         self.kinds = bytearray()  # per line, in order
-        self.failed_keys: array[int] = array("q")
+        self.failed_keys: array[int] = array("q")  # kept permanent failures, with
+        self.failed_lines: array[int] = array("q")  # their line numbers
+        self.failed_codes: array[int] = array("H")  # and codes (indexes into ``codes``)
+        self.codes: list[str] = []
+        self._code_index: dict[str, int] = {}
         self.redo_keys: array[int] = array("q")
+        self.failed_redone_keys: array[int] = array("q")
         self.dropped: array[int] = array("q")  # lines never kept, whatever else is seen
         self.records = 0
         self.invalid = 0
@@ -190,17 +203,30 @@ class Scanner:
         slow = [i for i, m in enumerate(matches) if m is None]
         del matches
         for i in slow:
-            kind, key = _classify_slow(lines[i])
+            kind, key, code = _classify_slow(lines[i])
+            if kind == FAILED and self._redoes(code):
+                self.failed_redone_keys.append(key)
+                kind = RETRY
             keys[i], kinds[i] = key, kind
-            self._note(kind, key, base + i)
+            self._note(kind, key, base + i, code)
         self.keys.extend(keys)
         self.kinds += kinds
         self.records = len(self.kinds) - self.invalid
 
-    def _note(self, kind: int, key: int, lineno: int) -> None:
-        if kind == OK or (kind == FAILED and not self.retry_failed):
-            if kind == FAILED:
-                self.failed_keys.append(key)
+    def _redoes(self, code: str) -> bool:
+        return self.redo_all or code in self.redo_codes
+
+    def _note(self, kind: int, key: int, lineno: int, code: str) -> None:
+        if kind == OK:
+            return
+        if kind == FAILED:
+            index = self._code_index.get(code)
+            if index is None:
+                index = self._code_index[code] = len(self.codes)
+                self.codes.append(code)
+            self.failed_keys.append(key)
+            self.failed_lines.append(lineno)
+            self.failed_codes.append(index)
             return
         self.dropped.append(lineno)
         if kind == INVALID:
@@ -221,25 +247,27 @@ class Scanner:
             yield keys[start:]
 
 
-def _classify_slow(line: bytes) -> tuple[int, int]:
-    """Full parse: errors, escaped ids, other key orders, other writers."""
+def _classify_slow(line: bytes) -> tuple[int, int, str]:
+    """Full parse: errors, escaped ids, other key orders, other writers. Returns the
+    kind, the pair key and the error code (``""`` when there is none)."""
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return INVALID, 0
+        return INVALID, 0, ""
     if not isinstance(record, dict):
-        return INVALID, 0
+        return INVALID, 0, ""
     item_id, operation = record.get("id"), record.get("operation")
     if not isinstance(item_id, str) or not isinstance(operation, str):
-        return INVALID, 0
+        return INVALID, 0, ""
     key = pair_key(item_id, operation)
     status, error = record.get("status"), record.get("error")
     if status == "ok":
-        return OK, key
+        return OK, key, ""
     # Mirrors Result.done: an error is final unless it says it is retryable.
     if status == "error" and isinstance(error, dict) and not error.get("retryable", False):
-        return FAILED, key
-    return RETRY, key
+        code = error.get("code")
+        return FAILED, key, code if isinstance(code, str) else ""
+    return RETRY, key, ""
 
 
 # -- planning ----------------------------------------------------------------------
@@ -263,8 +291,7 @@ def plan_compaction(scan: Scanner) -> CompactionPlan:
     best: dict[int, int] = {}
     if multi:
         kinds = scan.kinds
-        done_kinds = (OK,) if scan.retry_failed else (OK, FAILED)
-        extra = [i for i, k in enumerate(scan.keys) if k in multi and kinds[i] in done_kinds]
+        extra = [i for i, k in enumerate(scan.keys) if k in multi and kinds[i] in (OK, FAILED)]
         for i in extra:  # prefer ok over a permanent error, then the earliest
             key = scan.keys[i]
             held = best.get(key)
@@ -273,15 +300,21 @@ def plan_compaction(scan: Scanner) -> CompactionPlan:
         kept = set(best.values())
         duplicates = len(extra) - len(best)
         dropped = array("q", sorted([*dropped, *(i for i in extra if i not in kept)]))
-    failed_once = set(scan.failed_keys) - multi
-    failed = len(failed_once) + sum(1 for i in best.values() if scan.kinds[i] == FAILED)
+    kept_failures = {i for i in best.values() if scan.kinds[i] == FAILED}
+    by_code: Counter[str] = Counter()
+    for key, line, code in zip(scan.failed_keys, scan.failed_lines, scan.failed_codes, strict=True):
+        if key not in multi or line in kept_failures:
+            by_code[scan.codes[code]] += 1
     redo = len({k for k in scan.redo_keys if not index.has_key(k)})
+    failed_redone = len({k for k in scan.failed_redone_keys if not index.has_key(k)})
     state = ResumeState(
         index=index,
         records=scan.records,
         done=len(index),
-        failed=failed,
+        failed=sum(by_code.values()),
+        failed_by_code=dict(sorted(by_code.items())),
         redo=redo,
+        failed_redone=failed_redone,
         duplicates=duplicates,
         superseded=scan.superseded,
         invalid=scan.invalid,
