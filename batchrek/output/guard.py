@@ -26,11 +26,13 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import BinaryIO
 
 import orjson
 
-from batchrek.errors import OutputRefused
+from batchrek.errors import OutputRefused, RunStopped
+from batchrek.output.retrying import Retrier, once
 from batchrek.output.s3parts import S3Client, new_run_stamp, part_shard, shard_label
 from batchrek.s3uri import is_s3_uri, parse_s3_prefix, split_s3_uri
 from batchrek.safefile import probe_writable, same_file
@@ -198,13 +200,35 @@ def _check_manifest_not_a_part(output: str, manifest: str) -> None:
         )
 
 
-async def check_s3_output(client: S3Client, uri: str, *, shard: int | str = 0) -> None:
-    """Prove the run may upload part files under ``uri`` (see the module doc)."""
+async def check_s3_output(
+    client: S3Client,
+    uri: str,
+    *,
+    shard: int | str = 0,
+    retry: Retrier = once,
+    endpoint: str | None = None,
+) -> None:
+    """Prove the run may upload part files under ``uri`` (see the module doc). A
+    transient answer (SlowDown, 5xx) is retried by ``retry``; an S3 endpoint down for
+    longer than ``outage_timeout_s`` is ``ServiceOutage`` (exit 3), not a refusal."""
     bucket, prefix = parse_s3_prefix(uri)
     key = f"{prefix}part-{new_run_stamp()}-{shard_label(shard)}-999999.jsonl"
+    url = endpoint or "s3"
     try:
-        created = await client.create_multipart_upload(Bucket=bucket, Key=key)
-        await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=created["UploadId"])
+        created = await retry(
+            partial(client.create_multipart_upload, Bucket=bucket, Key=key),
+            endpoint=f"s3 {url}",
+            name=f"the S3 endpoint {url}",
+        )
+        await retry(
+            partial(
+                client.abort_multipart_upload, Bucket=bucket, Key=key, UploadId=created["UploadId"]
+            ),
+            endpoint=f"s3 {url}",
+            name=f"the S3 endpoint {url}",
+        )
+    except RunStopped:
+        raise
     except Exception as exc:
         error = getattr(exc, "response", {}).get("Error", {})
         code = error.get("Code") or type(exc).__name__
