@@ -31,6 +31,7 @@ from typing import BinaryIO
 import orjson
 
 from batchrek.errors import OutputRefused
+from batchrek.output.retrying import Retrier, once
 from batchrek.output.s3parts import S3Client, new_run_stamp, part_shard, shard_label
 from batchrek.s3uri import is_s3_uri, parse_s3_prefix, split_s3_uri
 from batchrek.safefile import probe_writable, same_file
@@ -198,13 +199,28 @@ def _check_manifest_not_a_part(output: str, manifest: str) -> None:
         )
 
 
-async def check_s3_output(client: S3Client, uri: str, *, shard: int | str = 0) -> None:
-    """Prove the run may upload part files under ``uri`` (see the module doc)."""
+async def check_s3_output(
+    client: S3Client,
+    uri: str,
+    *,
+    shard: int | str = 0,
+    retry: Retrier = once,
+    endpoint: str = "s3",
+) -> None:
+    """Prove the run may upload part files under ``uri`` (see the module doc).
+
+    ``retry`` is the run's retry of S3's transient answers (SlowDown, 5xx): a probe
+    that meets one is asked again, as every part upload would be, so only a refusal
+    that would stop every upload (no bucket, no permission) refuses the output."""
     bucket, prefix = parse_s3_prefix(uri)
     key = f"{prefix}part-{new_run_stamp()}-{shard_label(shard)}-999999.jsonl"
-    try:
+
+    async def probe() -> None:
         created = await client.create_multipart_upload(Bucket=bucket, Key=key)
         await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=created["UploadId"])
+
+    try:
+        await retry(probe, endpoint=endpoint, name="S3 (output probe)")
     except Exception as exc:
         error = getattr(exc, "response", {}).get("Error", {})
         code = error.get("Code") or type(exc).__name__

@@ -192,7 +192,9 @@ class Services:
         )
         s3_endpoint = settings.s3_endpoint_url or f"https://s3.{region}.amazonaws.com"
         if output.startswith("s3://") and not settings.dry_run:
-            await check_s3_output(s3, output, shard=settings.shard_index or 0)
+            await check_s3_output(
+                s3, output, shard=settings.shard_index or 0, retry=retry, endpoint=s3_endpoint
+            )
         spool: Spool | None = None
         if output.startswith("s3://") and ops is not None and not settings.dry_run:
             spool = Spool(settings.spool_root(), output, f"{settings.shard_index or 0:04d}")
