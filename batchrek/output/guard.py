@@ -26,7 +26,6 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterable, Iterator
-from functools import partial
 from typing import BinaryIO
 
 import orjson
@@ -208,25 +207,23 @@ async def check_s3_output(
     retry: Retrier = once,
     endpoint: str | None = None,
 ) -> None:
-    """Prove the run may upload part files under ``uri`` (see the module doc). A
-    transient answer (SlowDown, 5xx) is retried by ``retry``; an S3 endpoint down for
-    longer than ``outage_timeout_s`` is ``ServiceOutage`` (exit 3), not a refusal."""
+    """Prove the run may upload part files under ``uri`` (see the module doc).
+
+    ``retry`` is the run's retry of S3's transient answers (SlowDown, 5xx): a probe
+    that meets one is asked again, as every part upload would be, so only a refusal
+    that would stop every upload (no bucket, no permission) refuses the output. An S3
+    endpoint down for longer than ``outage_timeout_s`` is ``ServiceOutage`` (exit 3),
+    not a refusal. ``endpoint`` names the S3 endpoint's circuit breaker."""
     bucket, prefix = parse_s3_prefix(uri)
     key = f"{prefix}part-{new_run_stamp()}-{shard_label(shard)}-999999.jsonl"
     url = endpoint or "s3"
+
+    async def probe() -> None:
+        created = await client.create_multipart_upload(Bucket=bucket, Key=key)
+        await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=created["UploadId"])
+
     try:
-        created = await retry(
-            partial(client.create_multipart_upload, Bucket=bucket, Key=key),
-            endpoint=f"s3 {url}",
-            name=f"the S3 endpoint {url}",
-        )
-        await retry(
-            partial(
-                client.abort_multipart_upload, Bucket=bucket, Key=key, UploadId=created["UploadId"]
-            ),
-            endpoint=f"s3 {url}",
-            name=f"the S3 endpoint {url}",
-        )
+        await retry(probe, endpoint=f"s3 {url}", name=f"the S3 endpoint {url}")
     except RunStopped:
         raise
     except Exception as exc:

@@ -34,7 +34,7 @@ class Redone:
     plain_rerun: CliResult  # after the upload, without --redo-failed
     some_codes: CliResult  # --redo-failed=InvalidS3ObjectException
     all_codes: CliResult  # after creating the file, --redo-failed
-    requests: list[int]  # the emulator's DetectLabels requests after each run
+    requests: list[int]  # the emulator's image-analysis requests after each run
     analyses: dict[str, int]  # per image key, over every run
     uris: dict[str, str]  # id -> s3 URI
 
@@ -58,8 +58,9 @@ def redone(emulator: EmulatorHandle, s3: S3Bed, tmp_path_factory: pytest.TempPat
 
     def run(*extra: str) -> CliResult:
         res = batchrek(*common, *extra, output=out)
-        # Image calls only: not the free preflight probe a run makes before its first.
-        requests.append(sum(emulator.stats()["requests"].get("DetectLabels", {}).values()))
+        # Image-analysis requests: the preflight's free management probe is not billed.
+        counts = emulator.stats()["requests"]
+        requests.append(sum(sum(n.values()) for op, n in counts.items() if op.startswith("Detect")))
         return res
 
     first = run()

@@ -72,8 +72,9 @@ def stalled(tmp_path: Path, emu: EmulatorHandle, s3: S3Bed) -> dict[str, Any]:
     uri = f"s3://{s3.bucket_use1}/faults/{uuid.uuid4().hex}/"
     config = _config(tmp_path, part_records=5, spool_dir=str(tmp_path / "spool"))
     with fault_proxy(s3.endpoint_url) as proxy:
-        # Not the start-up probe (CreateMultipartUpload, then abort): the parts.
-        proxy.fail({"put_object", "upload_part", "complete"}, times=None)
+        # Uploads fail for ever once the run is under way; starting one still works,
+        # so the pre-billing probe of the output (create + abort) passes.
+        proxy.fail(WRITES - {"create_upload"}, times=None)
         args = [*run_args(manifest, uri, emu.endpoint_url, proxy.url), "--config", str(config)]
         first = batchrek(*args, "--max-attempts", "2", "--rate", "10")
         parts_after_first = _parts(s3, uri)
