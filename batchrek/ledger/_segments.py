@@ -41,6 +41,7 @@ import anyio
 from batchrek.clock import Clock, SystemClock
 from batchrek.ledger._entry import pack_entry
 from batchrek.ledger._index import Segment, parse_outputs
+from batchrek.safefile import fsync_dir, write_all
 
 __all__ = [
     "DurableRecord",
@@ -157,12 +158,12 @@ class LocalSegmentWriter:
             out_fd = os.open(self.directory / (self.name + OUTPUTS), flags, 0o644)
             ent_fd = os.open(self.directory / (self.name + ENTRIES), flags, 0o644)
             self._fds = (out_fd, ent_fd)
-            _fsync_dir(self.directory)
+            fsync_dir(str(self.directory))
         out_fd, ent_fd = self._fds
         if outputs:
-            _write_all(out_fd, outputs)
+            write_all(out_fd, outputs)
             os.fsync(out_fd)
-        _write_all(ent_fd, entries)
+        write_all(ent_fd, entries)
         os.fsync(ent_fd)
 
     async def aclose(self) -> None:
@@ -180,20 +181,6 @@ class LocalSegmentWriter:
     def __repr__(self) -> str:
         where = str(self.directory / self.name)
         return f"LocalSegmentWriter({where!r}, entries={self.entries_written})"
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_local(directory: Path) -> list[Segment]:

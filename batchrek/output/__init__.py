@@ -33,9 +33,9 @@ from batchrek.output.resume import (
     pair_key,
     redo_codes,
 )
-from batchrek.output.retrying import Retrier
 from batchrek.output.s3parts import S3Client, S3PartSink
 from batchrek.output.spool import Spool
+from batchrek.retrying import Retrier
 
 __all__ = [
     "JsonlFileSink",

@@ -31,8 +31,8 @@ from typing import BinaryIO
 import orjson
 
 from batchrek.errors import OutputRefused, RunStopped
-from batchrek.output.retrying import Retrier, once
 from batchrek.output.s3parts import S3Client, new_run_stamp, part_shard, shard_label
+from batchrek.retrying import Retrier, once
 from batchrek.s3uri import is_s3_uri, parse_s3_prefix, split_s3_uri
 from batchrek.safefile import probe_writable, same_file
 

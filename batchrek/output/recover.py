@@ -18,9 +18,9 @@ from typing import Any, BinaryIO
 
 import anyio
 
-from batchrek.output.retrying import Retrier, once
 from batchrek.output.s3parts import PART_BYTES, S3Client
 from batchrek.output.spool import Spool
+from batchrek.retrying import Retrier, once
 from batchrek.s3uri import parse_s3_prefix
 
 __all__ = ["recover_spool"]

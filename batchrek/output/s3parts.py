@@ -46,8 +46,8 @@ import anyio
 from batchrek.clock import Clock, SystemClock
 from batchrek.errors import OutputFailed
 from batchrek.output.file import check_record
-from batchrek.output.retrying import Retrier, once
 from batchrek.output.spool import Spool, SpoolFile
+from batchrek.retrying import Retrier, once
 from batchrek.s3uri import parse_s3_prefix
 
 __all__ = [

@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -34,35 +34,12 @@ from batchrek.prepare.addresses import AddressPolicy
 from batchrek.prepare.budget import ByteBudget, Lease
 from batchrek.prepare.httpget import HttpRules, download
 from batchrek.prepare.localread import BatchReader, too_big
+from batchrek.retrying import Retrier, once
 
 __all__ = ["Fetcher", "Retrier"]
 
 _CHUNK: Final = 1024 * 1024
 T = TypeVar("T")
-
-
-class Retrier(Protocol):
-    """Retries one endpoint's transient failures (``call.TransientRetry`` is one)."""
-
-    async def __call__(
-        self,
-        fn: Callable[[], Awaitable[T]],
-        *,
-        endpoint: str,
-        name: str | None = None,
-        fatal: bool = True,
-    ) -> T: ...
-
-
-async def _once(
-    fn: Callable[[], Awaitable[T]],
-    *,
-    endpoint: str,
-    name: str | None = None,
-    fatal: bool = True,
-) -> T:
-    """No retry: the default when no Retrier is given (unit tests, scripts)."""
-    return await fn()
 
 
 class Fetcher:
@@ -82,7 +59,7 @@ class Fetcher:
         http_timeout_s: float,
         budget: ByteBudget | None = None,
         policy: AddressPolicy | None = None,
-        retry: Retrier = _once,
+        retry: Retrier = once,
     ) -> None:
         self._s3_for_region = s3_for_region
         self._retry = retry

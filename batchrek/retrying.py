@@ -1,7 +1,8 @@
-"""The retry seam of the output: what the S3 sink and the spool recovery call
-their S3 requests through. The run gives ``call.TransientRetry`` (back-off on
-SlowDown, 5xx and connection errors, behind the S3 endpoint's circuit breaker);
-``once`` is the default: no retry."""
+"""The retry seam for I/O beside the service calls: what the S3 sink, the spool
+recovery, the output probe and source downloads call their requests through. The
+run gives ``call.TransientRetry`` (back-off on SlowDown, 5xx and connection errors,
+behind the endpoint's circuit breaker); ``once`` is the default: no retry. It lives
+in the shared vocabulary so prepare and output, independent siblings, share one."""
 
 from __future__ import annotations
 
