@@ -58,6 +58,16 @@ _PAUSE_MIN_THROTTLES = 3
 # this many of them mean the decrease fell short.
 _AFTER_DECREASE_S = 0.4
 _LATE_THROTTLES = 3
+# The accepted rate is measured over at least this many calls' worth of time: one
+# 1 s window of a shard sending 25/s holds ~25 answers, and its count alone is off by
+# +-20 % (simulated 4 shards: shards ended 16 % apart on average with a 1 s window,
+# 7 % with 100 calls).
+_ACCEPTED_CALLS = 100
+# Later decreases start from the rate sent, which carries no sampling noise, unless
+# the service accepted less than this share of it: the quota really fell.
+_FELL_SHARE = 0.8
+# The cubic's scale is kept while the ceiling stays within this factor of it.
+_RESCALE = 2.0
 
 
 class RateTarget(Protocol):
@@ -137,15 +147,18 @@ class AdaptiveRate:
         self._recover_s = recover_s
         self._recover_requests = recover_requests
         self._startup_decrease = startup_decrease
-        # Cubic shape: C * K**3 == (1 - decrease), so a decrease of exactly
-        # ``decrease`` from the ceiling climbs back in K seconds (set per decrease).
-        self._cubic_c = (1.0 - decrease) / recover_s**3
+        # Cubic shape: C * K**3 == (1 - decrease) * scale, so a decrease of exactly
+        # ``decrease`` from a ceiling at the scale climbs back in K seconds.
+        self._cubic_c = (1.0 - decrease) * initial / recover_s**3
 
         now = clock.monotonic()
         self._started = now
         self._rate = self._clamp(initial)
         self._epoch_rate = self._rate  # the rate where the current growth began
         self._ceiling: float | None = None
+        # The cubic's growth in req/s per s**3 is set from this rate (the first
+        # ceiling), not from each new ceiling: see _decrease_at.
+        self._scale: float | None = None
         self._k = 0.0  # growth seconds from the epoch to the ceiling
         self._growth_t = 0.0  # growth seconds since the epoch (frozen while idle)
         self._updated = now
@@ -261,7 +274,7 @@ class AdaptiveRate:
         return min(self.max_rate, max(self.min_rate, rate))
 
     def _prune(self, now: float) -> None:
-        horizon = now - max(self._window_s, self._demand_window())
+        horizon = now - max(self._demand_window(), self._accepted_window())
         for times in (self._ok_times, self._bad_times):
             while times and times[0] < horizon:
                 times.popleft()
@@ -304,23 +317,26 @@ class AdaptiveRate:
             return self._epoch_rate * math.exp(t * math.log1p(self._startup_growth))
         w = self._ceiling
         past = t - self._k  # seconds past the old ceiling
-        cubic = w + self._cubic_c * w * past**3
+        cubic = w + self._cubic_c * past**3
         if past <= self._k:
             return cubic
         # As long again past the old ceiling with no throttle: the quota was raised
         # (or freed up). Probe like at startup instead of creeping up the cubic, so a
         # quota that doubles mid-run is found in seconds, not minutes.
-        edge = w + self._cubic_c * w * self._k**3
+        edge = w + self._cubic_c * self._k**3
         return max(cubic, edge * math.exp((past - self._k) * math.log1p(self._startup_growth)))
 
     def _accepted_rate(self, now: float) -> float | None:
         """Successes per second over the last window, not counting a pause."""
-        since = max(now - self._window_s, self._started)
+        since = max(now - self._accepted_window(), self._started)
         span = now - since - self._overlap(self._pause, since, now)
         count = _count_since(self._ok_times, since)
         if count < 5 or span <= 0:
             return None  # too few to measure; trust the rate instead
         return count / span
+
+    def _accepted_window(self) -> float:
+        return max(self._window_s, _ACCEPTED_CALLS / self._rate)
 
     def _throttled(self, now: float) -> tuple[int, float]:
         """Throttles in the last window, and their share of its responses."""
@@ -331,7 +347,15 @@ class AdaptiveRate:
 
     def _decrease_at(self, now: float) -> None:
         accepted = self._accepted_rate(now)
-        base = self._rate if accepted is None else min(self._rate, accepted)
+        if self._ceiling is None or (accepted is not None and accepted < _FELL_SHARE * self._rate):
+            # Leaving startup (the rate sent overshot), or the quota fell: what the
+            # service accepted is the evidence.
+            base = self._rate if accepted is None else min(self._rate, accepted)
+        else:
+            # A probe past the ceiling: the rate sent is what was too much. The
+            # accepted rate says the same with the sampling noise of a few dozen
+            # answers, and taking the smaller of the two walks a shard down.
+            base = self._rate
         # Leaving startup, the accepted rate is inflated: the service's burst allowance
         # absorbed the overshoot until it ran dry. Cut deeper once, as CUBIC does on its
         # first loss (simulated at a 100 TPS quota with a 1 s burst: throttled 0.98 % ->
@@ -341,12 +365,22 @@ class AdaptiveRate:
         self._rate = self._clamp(base * factor)
         self._epoch_rate = self._rate
         self._growth_t = 0.0
+        # The cubic grows in absolute req/s, as TCP CUBIC grows in packets, from a
+        # scale that stays put: after the same throttle, a shard below its fair share
+        # regains its ceiling sooner and probes past it first, and one above it
+        # takes longer. Scaled by each shard's own ceiling instead, every shard
+        # recovers the same fraction in the same time, so whatever split luck or a
+        # later start gave them is kept for the whole run (simulated 4 shards at an
+        # unknown 100 TPS quota, 30 seeds: shards ended 20 % apart on average, 45 %
+        # at worst, for 6.7 % and 15 % with all three changes above).
+        if self._scale is None or not 1 / _RESCALE <= base / self._scale <= _RESCALE:
+            self._scale = base
         # Recover over at least ``recover_requests`` calls: each probe past the quota
         # costs about one throttle, so at low rates probes must be rarer in time.
-        k_target = max(self._recover_s, self._recover_requests / base)
-        self._cubic_c = (1.0 - self._decrease) / k_target**3
+        k_target = max(self._recover_s, self._recover_requests / self._scale)
+        self._cubic_c = (1.0 - self._decrease) * self._scale / k_target**3
         gap = max(0.0, base - self._rate)
-        self._k = (gap / (self._cubic_c * base)) ** (1 / 3)
+        self._k = (gap / self._cubic_c) ** (1 / 3)
         self._last_decrease = now
         self._late_throttles = 0
         self.decreases += 1

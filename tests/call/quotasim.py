@@ -118,6 +118,7 @@ def simulate_shards(
     seed: int = 1,
     start_skew_s: float = 0.5,
     max_s: float = 1_000.0,
+    counts: list[int] | None = None,
     **controller: Any,
 ) -> Job:
     """Run ``clients`` shards of ``images`` until all end (or ``max_s`` of virtual
@@ -127,7 +128,7 @@ def simulate_shards(
     clock = FakeClock()
     server = SharedQuota(quota, burst_s)
     shards = []
-    for todo in split(images, clients, seed):
+    for todo in counts or split(images, clients, seed):
         bucket = TokenBucket(initial / clients, clock=clock)
         ctrl = AdaptiveRate(initial / clients, clock=clock, target=bucket, **controller)
         shards.append(Shard(ctrl, bucket, todo))
@@ -162,11 +163,7 @@ def simulate_shards(
             # begins from the same state, as a fresh process would.
             kind = "send"
         if kind == "send":
-            while (
-                shard.unsent > 0
-                and shard.in_flight < concurrency
-                and shard.bucket.try_acquire()
-            ):
+            while shard.unsent > 0 and shard.in_flight < concurrency and shard.bucket.try_acquire():
                 shard.in_flight += 1
                 shard.sends += 1
                 push(t + rng.uniform(0.0, 0.002), "arrive", who)

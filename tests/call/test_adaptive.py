@@ -248,15 +248,31 @@ def test_the_first_throttle_cuts_deeper_below_the_accepted_rate() -> None:
     assert ctrl.rate == pytest.approx(0.75 * 50.0, rel=0.05)  # leaving startup
 
 
-def test_a_later_throttle_drops_the_rate_to_decrease_x_accepted() -> None:
+def test_a_later_throttle_drops_the_rate_to_decrease_x_the_rate_sent() -> None:
+    """A probe past the ceiling: the rate sent was too much, and unlike the accepted
+    rate of a few dozen answers it carries no sampling noise."""
     clock = FakeClock()
     ctrl = AdaptiveRate(100.0, clock=clock)
     feed(ctrl, clock, 50.0, 2.0)
     ctrl.on_throttle()
-    feed(ctrl, clock, 40.0, 2.0)  # now the service accepts ~40/s
+    feed(ctrl, clock, 36.0, 3.0)  # keeping up with the rate (37.5/s and climbing)
+    sent = ctrl.rate
     ctrl.on_throttle()
     assert ctrl.decreases == 2
-    assert ctrl.rate == pytest.approx(0.9 * 40.0, rel=0.05)
+    assert ctrl.ceiling == pytest.approx(sent)
+    assert ctrl.rate == pytest.approx(0.9 * sent)
+
+
+def test_a_later_throttle_drops_the_rate_to_decrease_x_accepted_when_the_quota_fell() -> None:
+    clock = FakeClock()
+    ctrl = AdaptiveRate(100.0, clock=clock)
+    feed(ctrl, clock, 50.0, 2.0)
+    ctrl.on_throttle()
+    feed(ctrl, clock, 20.0, 6.0)  # now the service accepts ~20/s of ~37.5 sent
+    ctrl.on_throttle()
+    assert ctrl.decreases == 2
+    assert ctrl.ceiling == pytest.approx(20.0, rel=0.05)
+    assert ctrl.rate == pytest.approx(0.9 * 20.0, rel=0.05)
 
 
 def test_throttles_within_one_window_decrease_once() -> None:
