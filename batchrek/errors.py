@@ -6,6 +6,9 @@
     │                        batchrek's, or cannot be written: found before anything
     │                        is billed, exit 2
     ├── ManifestUnreadable   the manifest itself cannot be opened or read: exit 2
+    │   └── NotAManifest     the file turned out not to be a manifest (too many
+    │                        malformed entries): exit 2, with a summary if it
+    │                        was found mid-run
     ├── OutputFailed         a write of the output failed during the run (disk full,
     │                        I/O error, permission): billing stops at once, exit 74
     ├── RunStopped           the whole run cannot go on (credentials, access, the
@@ -77,6 +80,7 @@ __all__ = [
     "ConfigError",
     "ItemError",
     "ManifestUnreadable",
+    "NotAManifest",
     "OutputFailed",
     "OutputRefused",
     "RunStopped",
@@ -112,6 +116,12 @@ class OutputRefused(ConfigError):
 
 class ManifestUnreadable(BatchrekError):
     """The manifest cannot be opened or read at all (one bad line is not this)."""
+
+
+class NotAManifest(ManifestUnreadable):
+    """The file is not a manifest: its entries are malformed beyond the settings'
+    thresholds (``max_leading_bad_lines``, ``max_bad_line_share``). Found mid-run, it
+    stops the run after the calls in flight are written."""
 
 
 class OutputFailed(BatchrekError):

@@ -31,16 +31,10 @@ import anyio
 import orjson
 
 from batchrek.config import Settings
-from batchrek.errors import (
-    EXIT_OUTAGE,
-    EXIT_OUTPUT_FAILED,
-    BatchrekError,
-    OutputFailed,
-    RunStopped,
-)
-from batchrek.observe import fmt, history_lines, log_summary, verdict_lines, with_history
+from batchrek.errors import EXIT_OUTAGE, EXIT_OUTPUT_FAILED, BatchrekError
+from batchrek.observe import log_summary
 from batchrek.redact import redact_url
-from batchrek.run import RunOutcome, run_batch
+from batchrek.run import EXIT_SIGNAL, RunOutcome, end_of_run, format_summary, run_batch
 from batchrek.safefile import atomic_write
 
 __all__ = [
@@ -60,7 +54,6 @@ __all__ = [
 log = logging.getLogger("batchrek")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def export_metrics(settings: Settings, summary: dict[str, Any]) -> None:
@@ -94,83 +87,6 @@ def export_metrics(settings: Settings, summary: dict[str, Any]) -> None:
         raise failure
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    lat = summary.get("latency_ms", {})
-    stopped = summary.get("stopped")
-    lines = [
-        "batchrek summary" + (" (stopped before the end of the manifest)" if stopped else ""),
-        f"  pairs:      {summary.get('ok', 0) + summary.get('failed', 0)} "
-        f"(ok {summary.get('ok', 0)}, failed {summary.get('failed', 0)}, "
-        f"skipped {summary.get('skipped', 0)})",
-        f"  elapsed:    {fmt(summary.get('elapsed_s', 0))} s, "
-        f"{fmt(summary.get('throughput_per_s', 0))} pairs/s",
-        f"  requests:   {summary.get('requests', 0)} "
-        f"(retries {summary.get('retries', 0)}, throttled {summary.get('throttled', 0)})",
-        f"  latency ms: p50 {lat.get('p50', 0):.0f}, p90 {lat.get('p90', 0):.0f}, "
-        f"p99 {lat.get('p99', 0):.0f}, max {lat.get('max', 0):.0f}",
-        "  input:      " + ", ".join(f"{k} {v}" for k, v in summary.get("input", {}).items()),
-    ]
-    ledger = summary.get("ledger")
-    if ledger:
-        lines.append(
-            f"  ledger:     new {ledger.get('new', 0)}, changed {ledger.get('changed', 0)}, "
-            f"reused {ledger.get('reused', 0)}, unchanged {ledger.get('unchanged', 0)} "
-            f"({ledger.get('entries_loaded', 0)} entries loaded in {ledger.get('load_s', 0):.2f} s)"
-        )
-    not_listed = summary.get("listing_skipped") or {}
-    if not_listed:
-        lines.append(
-            f"  not listed: {sum(not_listed.values())} files ("
-            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in not_listed.items())
-            + ")"
-        )
-    for warning in summary.get("warnings") or ():
-        lines.append(f"  warning:    {warning}")
-    for endpoint, outage in (summary.get("outages") or {}).items():
-        lines.append(
-            f"  outages:    {endpoint}: paused {outage['trips']} time(s), "
-            f"{outage['probes']} probe(s)"
-        )
-    failed_by = summary.get("failed_by_code") or {}
-    if failed_by:
-        lines.append(
-            "  failed by code: " + ", ".join(f"{k} {v}" for k, v in sorted(failed_by.items()))
-        )
-    lines += _earlier_lines(summary.get("resume") or {})
-    lines += history_lines(summary)
-    lines += verdict_lines(summary.get("verdict") or {})
-    if stopped:
-        lines.append(_stopped_line(stopped))
-    return "\n".join(lines)
-
-
-def _earlier_lines(resume: dict[str, Any]) -> list[str]:
-    """What earlier runs left in the output that decides this run's exit code."""
-    lines = []
-    redone = resume.get("failed_redone", 0)
-    if redone:
-        lines.append(f"  redone:     {redone} pairs that had failed in earlier runs")
-    failed = resume.get("failed_earlier", 0)
-    if failed:
-        by_code = resume.get("failed_earlier_by_code") or {}
-        codes = ", ".join(f"{k} {v}" for k, v in sorted(by_code.items()))
-        lines.append(
-            f"  earlier:    {failed} pairs failed in earlier runs ({codes}); they keep "
-            "exit 1: after fixing the cause, rerun with --redo-failed (all) or "
-            "--redo-failed=CODE,CODE"
-        )
-    return lines
-
-
-def _stopped_line(stopped: dict[str, Any]) -> str:
-    left = stopped.get("pairs_left")
-    if left is None:
-        count = "the pairs left are not counted (the manifest's size is not known)"
-    else:
-        count = f"{left} pairs left (estimated from the manifest's line count)"
-    return f"stopped: {count}; rerun with the same -o to finish"
-
-
 def _say_error(settings: Settings, message: str) -> None:
     """One error line after the summary: text on stderr, or a JSON log line."""
     if settings.log_format == "json":
@@ -179,7 +95,23 @@ def _say_error(settings: Settings, message: str) -> None:
         print(f"batchrek: error: {message}", file=sys.stderr, flush=True)
 
 
-async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = None) -> int:
+def _say(settings: Settings, message: str) -> None:
+    """The last line of a run a signal stopped (not an error)."""
+    if settings.log_format == "json":
+        log.warning("batchrek: %s", message)
+    else:
+        print(f"batchrek: {message}", file=sys.stderr, flush=True)
+
+
+async def run_from_settings(
+    settings: Settings,
+    *,
+    stop: anyio.Event | None = None,
+    signals: Sequence[signal.Signals] = (),
+) -> int:
+    """One run (or dry run) and its end: metrics files, summary, the reason line of a
+    stop, the exit code. ``signals``: the signals received so far (the first one is
+    what stopped the run when ``stop`` is set)."""
     if settings.dry_run:
         from batchrek.run import dry_run, format_plan
 
@@ -190,40 +122,30 @@ async def run_from_settings(settings: Settings, *, stop: anyio.Event | None = No
     outcome: RunOutcome = await run_batch(settings, stop=stop)
     with anyio.CancelScope(shield=True):
         previous = await anyio.to_thread.run_sync(_previous_metrics, settings)
-        summary = with_history(
-            outcome.summary,
-            previous,
-            interrupted=outcome.interrupted,
-            exit_code=None if outcome.interrupted else outcome.exit_code,
-        )
+        ending = end_of_run(outcome, signum=signals[0] if signals else None, previous=previous)
         try:
-            await anyio.to_thread.run_sync(export_metrics, settings, summary)
+            await anyio.to_thread.run_sync(export_metrics, settings, ending.summary)
             export_failed: OSError | None = None
         except OSError as exc:
             export_failed = exc
-    done = outcome.summary
-    nothing_ran = not (done.get("requests") or done.get("ok") or done.get("failed"))
-    if not (isinstance(outcome.error, RunStopped) and nothing_ran):  # else: only its reason
-        log_summary(summary, format_summary(summary), as_json=settings.log_format == "json")
-    if isinstance(outcome.error, OutputFailed):
-        _say_error(
-            settings,
-            f"{outcome.error}; stopped billing. The records already written are kept: "
-            "fix it, then rerun with the same -o to finish",
-        )
-    elif outcome.error is not None:  # a run-level stop: its message says what to do
-        _say_error(settings, str(outcome.error))
+    if ending.shows_summary:
+        log_summary(ending.summary, ending.text(), as_json=settings.log_format == "json")
+    reason = ending.reason_line()
+    if reason is not None and ending.stop is not None and ending.stop.is_signal:
+        _say(settings, reason)
+    elif reason is not None:
+        _say_error(settings, reason)
     if export_failed is not None:
-        sys.stdout.buffer.write(orjson.dumps(summary) + b"\n")
+        sys.stdout.buffer.write(orjson.dumps(ending.summary) + b"\n")
         sys.stdout.flush()
-        reason = export_failed.strerror or str(export_failed)
+        said = export_failed.strerror or str(export_failed)
         _say_error(
             settings,
-            f"cannot write the metrics ({reason}: {export_failed.filename or '?'}); "
+            f"cannot write the metrics ({said}: {export_failed.filename or '?'}); "
             "they were printed to stdout instead",
         )
-        return outcome.error.exit_code if outcome.error is not None else EXIT_OUTPUT_FAILED
-    return outcome.exit_code
+        return ending.exit_code if ending.stop is not None else EXIT_OUTPUT_FAILED
+    return ending.exit_code
 
 
 def _previous_metrics(settings: Settings) -> dict[str, Any] | None:
@@ -264,12 +186,17 @@ def export_current_view(
 
 def run_until_signalled(settings: Settings) -> int:
     """``run_from_settings`` under signal handling, as a process runs it."""
-    return run_with_signals(lambda stop: run_from_settings(settings, stop=stop))
+    return run_with_signals(
+        lambda stop, signals: run_from_settings(settings, stop=stop, signals=signals)
+    )
 
 
-def run_with_signals(start: Callable[[anyio.Event], Awaitable[int]]) -> int:
-    """Run ``start(stop_event)``; the first SIGTERM/SIGINT sets the event, a second
-    one cancels at once (the output stays consistent: whole lines, fsync on close).
+def run_with_signals(
+    start: Callable[[anyio.Event, Sequence[signal.Signals]], Awaitable[int]],
+) -> int:
+    """Run ``start(stop_event, signals_received)``; the first SIGTERM/SIGINT sets the
+    event, a second one cancels at once (the output stays consistent: whole lines,
+    fsync on close). ``signals_received`` is live: it lists the signals so far.
 
     A run-stopping ``BatchrekError`` is caught in the task group's body, so it
     surfaces as itself: ``run_batch`` has already unwrapped its own task groups."""
@@ -296,7 +223,7 @@ def run_with_signals(start: Callable[[anyio.Event], Awaitable[int]]) -> int:
 
             tg.start_soon(watch)
             try:
-                code = await start(stop)
+                code = await start(stop, received)
                 finished = True
             except BatchrekError as exc:
                 error = exc

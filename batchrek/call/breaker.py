@@ -201,9 +201,7 @@ class CircuitBreaker:
                 f"{self.settings.outage_timeout_s:g}; last error {detail})"
             )
             if self.fatal:
-                self._outage = ServiceOutage(
-                    f"{said}. Stopped; nothing is lost: rerun with the same -o to resume"
-                )
+                self._outage = ServiceOutage(said)  # the rerun advice: ``run.stop``
             else:
                 log.warning("%s; its images fail from now on (a rerun retries them)", said)
                 self._outage = ItemError("HostUnavailable", said, retryable=True)

@@ -81,17 +81,18 @@ def run_stop(info: ErrorInfo, op: Operation | None, *, region: str, endpoint: st
         )
     elif code == "AccessDeniedException":
         action = f"rekognition:{op.api_name}" if op is not None else "the Rekognition action"
-        text = f"access denied for {action} ({said}): grant the role {action} and rerun"
+        text = f"access denied for {action} ({said}): grant the role {action}"
     elif code in ("ResourceNotFoundException", "ResourceNotReadyException"):
         text = _resource_text(code, said, op, region)
     elif code in _LIMITS:
         text = (
             f"an account limit was reached ({said}): raise the quota (Service Quotas) or "
-            "free capacity, then rerun"
+            "free capacity"
         )
     else:
         text = f"the service refuses every call ({said})"
-    return RunStopped(f"{text}. Nothing was recorded for the pairs it stopped; rerun after the fix")
+    # What a rerun does after the fix is the stop reason's to say (``run.stop``).
+    return RunStopped(text)
 
 
 def _resource_text(code: str, said: str, op: Operation | None, region: str) -> str:
@@ -116,7 +117,7 @@ def _resource_text(code: str, said: str, op: Operation | None, region: str) -> s
 def expired_token_stop(info: ErrorInfo) -> RunStopped:
     return RunStopped(
         f"the session credentials expired and cannot be refreshed ({info.code}: "
-        f"{info.message}): renew them (a new token or role session) and rerun"
+        f"{info.message}): renew them (a new token or role session)"
     )
 
 

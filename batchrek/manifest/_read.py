@@ -8,7 +8,7 @@ from contextlib import aclosing
 from typing import Final
 
 from batchrek.blocking import run_abandonable
-from batchrek.errors import ManifestUnreadable
+from batchrek.errors import ManifestUnreadable, NotAManifest
 from batchrek.manifest._csvrows import CsvParser
 from batchrek.manifest._detect import FORMATS, detect_file_format, no_bucket
 from batchrek.manifest._inventory import parse_inventory, read_inventory
@@ -99,7 +99,7 @@ class _Guard:
             and self.bad > options.max_bad_line_share * problem.line
             and options.max_bad_line_share < 1
         ):
-            raise ManifestUnreadable(
+            raise NotAManifest(
                 f"{self.spec} is not a manifest: {self.bad:,} of its first {problem.line:,} "
                 f"entries are malformed (line {problem.line}: {problem.reason}); check the "
                 "file and --format, or raise max_bad_line_share"
@@ -110,7 +110,7 @@ class _Guard:
         limit = options.max_leading_bad_lines
         if limit and len(self.held) >= limit:
             first = self.held[0]
-            raise ManifestUnreadable(
+            raise NotAManifest(
                 f"{self.spec} is not a manifest: its first {len(self.held)} entries are all "
                 f"malformed (line {first.line}: {first.reason}); check the file and "
                 "--format, or raise max_leading_bad_lines"
@@ -125,7 +125,7 @@ class _Guard:
         """At the end: a file with malformed lines and no usable one is no manifest."""
         if self.held and self.options.max_leading_bad_lines:
             first = self.held[0]
-            raise ManifestUnreadable(
+            raise NotAManifest(
                 f"{self.spec} is not a manifest: none of its entries is usable "
                 f"({len(self.held)} malformed; line {first.line}: {first.reason}); "
                 "check the file and --format"

@@ -71,6 +71,7 @@ class _SummaryCollector(Collector):
         )
         yield _gauge("batchrek_elapsed_seconds", "Run duration.", s.get("elapsed_s", 0.0))
         yield _gauge("batchrek_items", "Items read from the manifest.", s.get("items", 0))
+        yield _stopped(s.get("stop"))
         skipped = CounterMetricFamily(
             "batchrek_listing_skipped",
             "Entries a folder, prefix or inventory listing left out, by reason.",
@@ -85,6 +86,21 @@ class _SummaryCollector(Collector):
                 "Unix time of the last successful call.",
                 s["last_success_unix"],
             )
+
+
+def _stopped(stop: Mapping[str, Any] | None) -> GaugeMetricFamily:
+    """1 with why (``kind``) and the exit code when the run stopped before the end of
+    its manifest; 0 (kind "none") when it finished."""
+    gauge = GaugeMetricFamily(
+        "batchrek_stopped",
+        "1: the run stopped before the end of its manifest (kind: why), 0: it finished.",
+        labels=["kind", "exit_code"],
+    )
+    if stop:
+        gauge.add_metric([str(stop.get("kind")), str(stop.get("exit_code"))], 1)
+    else:
+        gauge.add_metric(["none", ""], 0)
+    return gauge
 
 
 def _per_op_counter(name: str, doc: str) -> CounterMetricFamily:

@@ -119,6 +119,6 @@ def history_lines(summary: Mapping[str, Any]) -> list[str]:
         return []
     known = "" if totals.get("requests_complete", True) else " (some runs unrecorded)"
     return [
-        f"  output:     {fmt_count(totals.get('pairs_done') or 0)} pairs done over "
+        f"  all runs:   {fmt_count(totals.get('pairs_done') or 0)} pairs done over "
         f"{totals['segments']} runs, {fmt_count(totals.get('requests') or 0)} requests{known}"
     ]

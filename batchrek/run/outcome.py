@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from batchrek.errors import OutputFailed, ServiceOutage, StopsTheRun
 from batchrek.output import ResumeState
+from batchrek.run.stop import RunEndingError, kind_of
 
 __all__ = ["RunOutcome", "outcome"]
 
@@ -18,13 +18,14 @@ class RunOutcome:
     ones recorded earlier in the same output (they keep exit 1 until redone).
     ``interrupted``: a stop was asked for (a signal). ``error``: what stopped the run
     on its own (a failed output write, exit 74; a run-level failure, exit 2; an outage
-    past ``outage_timeout_s``, exit 3). ``pairs_left``: when stopped, the pairs a
+    past ``outage_timeout_s``, exit 3; the manifest found unusable mid-run, exit 2).
+    ``pairs_left``: when stopped, the pairs a
     rerun still has to do, estimated from the manifest's line count (None: unknown)."""
 
     summary: dict[str, Any]
     failed_pairs: int
     interrupted: bool
-    error: StopsTheRun | None = None
+    error: RunEndingError | None = None
     pairs_left: int | None = None
 
     @property
@@ -46,7 +47,7 @@ def outcome(
     resume: ResumeState | None,
     total_pairs: int | None,
     interrupted: bool,
-    error: StopsTheRun | None,
+    error: RunEndingError | None,
 ) -> RunOutcome:
     """The outcome; adds ``resume`` (what the output held before) and, for a stopped
     run, ``stopped`` to the summary."""
@@ -61,7 +62,7 @@ def outcome(
     if interrupted or error is not None:
         left = _pairs_left(summary, total_pairs)
         summary["stopped"] = {
-            "reason": _reason(error),
+            "reason": kind_of(error),
             "error": str(error) if error is not None else None,
             "pairs_left": left,
             "pairs_left_is_estimate": left is not None,
@@ -84,11 +85,3 @@ def _pairs_left(summary: dict[str, Any], total_pairs: int | None) -> int | None:
         return None
     finished = sum(int(summary.get(k, 0)) for k in ("ok", "failed", "skipped", "deduplicated"))
     return max(0, total_pairs - finished)
-
-
-def _reason(error: StopsTheRun | None) -> str:
-    if error is None:
-        return "signal"
-    if isinstance(error, OutputFailed):
-        return "output_failed"
-    return "outage" if isinstance(error, ServiceOutage) else "run_level"

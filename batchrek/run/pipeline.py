@@ -111,7 +111,7 @@ class _Run:
             **guards.for_worker(settings, services, ops, clock),
         )
         self.stopping = False
-        self.not_a_manifest: ManifestUnreadable | None = None
+        self.manifest_error: ManifestUnreadable | None = None  # found mid-run
         self.problems = 0  # manifest problems recorded by this run
 
     @property
@@ -162,10 +162,11 @@ class _Run:
                 if self.metrics.items == 0:
                     raise  # nothing was sent on: stop at once
                 # The file turned out not to be a manifest after some items went on
-                # (mostly malformed past 1,000 lines): calls in flight finish and are
-                # written, queued items are left for a rerun, then the run stops (exit 2).
+                # (mostly malformed past 1,000 lines), or its stream broke: calls in
+                # flight finish and are written, queued items are left for a rerun,
+                # then the run stops (exit 2) with its summary, like any other stop.
                 self.stopping = True
-                self.not_a_manifest = exc
+                self.manifest_error = exc
 
     async def _dispatch(
         self,
@@ -313,7 +314,8 @@ async def run_batch(
     (``OutputFailed``) stops billing at once (the task group is cancelled, in-flight
     calls with it) and is returned in the outcome, so the summary is still printed;
     so is a run-level failure (``RunStopped``, ``ServiceOutage``), which stops the run
-    the gentler way (``run.halt``)."""
+    the gentler way (``run.halt``), and a manifest found unusable after items went on
+    (``NotAManifest``; before any did, it is raised)."""
     clock = clock or SystemClock()
     ops = settings.build_operations()
     metrics = RunMetrics(clock, [op.method for op in ops])
@@ -339,8 +341,6 @@ async def run_batch(
                 if found is None:
                     raise
                 raise found from None
-            if run.not_a_manifest is not None:
-                raise run.not_a_manifest
             await services.sink.flush(durable=True)  # a failure of the last write lands here
         except OutputFailed as exc:
             error = exc  # billing has stopped; the summary still says what was done
@@ -361,7 +361,7 @@ async def run_batch(
         resume=services.resume,
         total_pairs=metrics.total,
         interrupted=stop is not None and stop.is_set(),
-        error=error or guards.halt.error,
+        error=error or guards.halt.error or run.manifest_error,
     )
 
 

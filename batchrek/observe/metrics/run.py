@@ -334,6 +334,7 @@ class RunMetrics:
             "images_done": self.images_done,
             "total_items": self.total_items,
             "requests": self._sum("requests"),
+            "billed": sum(s.outcomes.get("ok", 0) for s in self._ops.values()),  # answered
             "ok": ok,
             "failed": failed,
             "failed_retryable": self._failed_retryable,
