@@ -23,6 +23,7 @@ from batchrek.testing import corpus
 from tests.conftest import S3Bed
 from tests.e2e.clirun import batchrek, read_records, run_args
 from tests.e2e.production import Child, distinct_images, wait_until
+from tests.e2e.stops import stop_seen
 
 pytestmark = pytest.mark.slow
 
@@ -188,6 +189,7 @@ def test_a_folder_run_counts_what_it_skipped_and_why(tmp_path: Path, emu: Any, s
     summary = orjson.loads(metrics.read_bytes())
     assert sorted(Path(r["id"]).name for r in res.records) == ["a.jpg", "b.jfif"]
     assert summary["listing_skipped"] == {"not_an_image_extension": 1, "symlink_outside_root": 1}
+    assert summary["stop"] is None  # a run that reached the end
     assert "not listed: 2 files" in res.stderr
 
 
@@ -232,9 +234,23 @@ def test_a_file_found_to_be_garbage_midway_stops_after_writing_what_was_billed(
     manifest = tmp_path / "m.txt"
     lines = [f"{img}\n" for img in imgs] + ["gs://not/a/manifest/line\n"] * 2000
     manifest.write_text("".join(lines))
-    out = tmp_path / "out.jsonl"
-    res = batchrek(*run_args(manifest, out, emu.endpoint_url, s3.endpoint_url), output=out)
+    out, metrics = tmp_path / "out.jsonl", tmp_path / "metrics.json"
+    res = batchrek(
+        *run_args(manifest, out, emu.endpoint_url, s3.endpoint_url),
+        "--metrics-out",
+        str(metrics),
+        output=out,
+    )
     billed = sum(emu.stats()["requests"].get("DetectLabels", {}).values())  # not the preflight
     ok = [r for r in res.records if r["status"] == "ok"]
     assert (res.code, "is not a manifest" in res.stderr) == (2, True)
     assert len(ok) == billed  # every call made is in the output
+    seen = stop_seen(res.stderr, output=out, metrics=metrics)
+    assert (seen.summary_block, seen.output_line) == (True, True), res.stderr
+    # The summary counts what was written: the images' records and the bad lines'.
+    assert (seen.ok, seen.failed, seen.billed) == (len(ok), len(res.records) - len(ok), billed)
+    assert "is not a manifest" in seen.last_line
+    assert "check the file and --format" in seen.last_line
+    assert "rerun with the same -o" in seen.last_line
+    assert (seen.stop["kind"], seen.stop["exit_code"]) == ("not_a_manifest", 2)
+    assert "is not a manifest" in seen.stop["message"]

@@ -20,6 +20,7 @@ from batchrek.emulator import EmulatorHandle, EmulatorSettings, run_in_thread
 from tests.conftest import S3Bed
 from tests.e2e.clirun import batchrek, read_records, run_args
 from tests.e2e.production import Child, exactly_once, image_manifest, wait_until
+from tests.e2e.stops import StopSeen, stop_seen
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +38,16 @@ def _expected() -> set[tuple[str, str]]:
 
 
 def _start(
-    tmp_path: Path, emu_url: str, s3: S3Bed, config: str, salt: int
+    tmp_path: Path,
+    emu_url: str,
+    s3: S3Bed,
+    config: str,
+    salt: int,
+    *,
+    extra: tuple[str, ...] = (),
 ) -> tuple[Child, Path, list[str]]:
+    """The run started; ``extra``: flags for this run only, not in the args returned
+    for a rerun."""
     manifest = image_manifest(tmp_path, IMAGES, salt=salt)
     out = tmp_path / "out.jsonl"
     (tmp_path / "batchrek.toml").write_text(config)
@@ -51,7 +60,7 @@ def _start(
         "--rate",
         "40",
     ]
-    return Child(args, log=tmp_path / "stderr.txt"), out, args
+    return Child([*args, *extra], log=tmp_path / "stderr.txt"), out, args
 
 
 def _finish(child: Child) -> int | None:
@@ -85,8 +94,14 @@ def test_a_short_outage_mid_run_is_waited_out_and_every_pair_ends_ok_billed_once
 @pytest.fixture
 def long_outage(tmp_path: Path, emu: EmulatorHandle, s3: S3Bed) -> dict[str, Any]:
     """An outage longer than outage_timeout_s (1 s here), then a rerun once it ends."""
+    metrics = tmp_path / "metrics.json"
     child, out, args = _start(
-        tmp_path, emu.endpoint_url, s3, BREAKER + "outage_timeout_s = 1\n", 52
+        tmp_path,
+        emu.endpoint_url,
+        s3,
+        BREAKER + "outage_timeout_s = 1\n",
+        52,
+        extra=("--metrics-out", str(metrics)),
     )
     try:
         wait_until(lambda: len(read_records(out)) >= 15, timeout_s=60)
@@ -99,6 +114,7 @@ def long_outage(tmp_path: Path, emu: EmulatorHandle, s3: S3Bed) -> dict[str, Any
     return {
         "code": code,
         "stderr": child.stderr(),
+        "seen": stop_seen(child.stderr(), output=out, metrics=metrics),
         "first": first,
         "rerun": rerun,
         "billed": emu.analyses("DetectLabels"),
@@ -109,7 +125,18 @@ def test_an_outage_longer_than_the_setting_exits_3_saying_so(long_outage: dict[s
     last = long_outage["stderr"].strip().splitlines()[-1]
     assert long_outage["code"] == 3, long_outage["stderr"]
     assert "has not answered for" in last
-    assert "rerun with the same -o to resume" in last
+    assert "rerun later with the same -o to resume" in last
+
+
+def test_an_outage_stop_ends_with_the_summary_and_stop_in_the_metrics(
+    long_outage: dict[str, Any],
+) -> None:
+    seen: StopSeen = long_outage["seen"]
+    ok = len(long_outage["first"])  # every record is ok (the next test)
+    assert (seen.summary_block, seen.output_line) == (True, True), long_outage["stderr"]
+    assert (seen.ok, seen.failed, seen.billed) == (ok, 0, ok)
+    assert (seen.stop["kind"], seen.stop["exit_code"]) == ("outage", 3)
+    assert "rerun later with the same -o" in seen.stop["fix"]
 
 
 def test_the_outage_is_never_recorded_against_an_item(long_outage: dict[str, Any]) -> None:

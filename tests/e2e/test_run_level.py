@@ -20,6 +20,7 @@ from batchrek.emulator.projects import version_arn
 from tests.conftest import S3Bed
 from tests.e2e.clirun import ROOT, batchrek, read_records, run_args
 from tests.e2e.production import Child, exactly_once, image_manifest, wait_until
+from tests.e2e.stops import StopSeen, stop_seen
 
 pytestmark = pytest.mark.slow
 
@@ -140,9 +141,11 @@ def _stopped_mid_run(
     """Start a paced run; once some records are written, ``break_it()``; collect how
     the run ended and what it wrote."""
     manifest = image_manifest(tmp_path, IMAGES, salt=45)
-    out = tmp_path / "out.jsonl"
+    out, metrics = tmp_path / "out.jsonl", tmp_path / "metrics.json"
     args = [*run_args(manifest, out, emu.endpoint_url, s3.endpoint_url), *extra]
-    child = Child([*args, "--rate", "20"], log=tmp_path / "stderr.txt")
+    child = Child(
+        [*args, "--rate", "20", "--metrics-out", str(metrics)], log=tmp_path / "stderr.txt"
+    )
     try:
         wait_until(lambda: len(read_records(out)) >= 10, timeout_s=60)
         break_it()
@@ -150,7 +153,27 @@ def _stopped_mid_run(
     finally:
         if child.running:
             child.kill()
-    return {"code": code, "stderr": child.stderr(), "records": read_records(out), "args": args}
+    stderr = child.stderr()
+    return {
+        "code": code,
+        "stderr": stderr,
+        "records": read_records(out),
+        "args": args,
+        "seen": stop_seen(stderr, output=out, metrics=metrics),
+    }
+
+
+def _ends_like_every_stop(ended: dict[str, Any]) -> None:
+    """The summary of a run-level stop counts what was written; its last line and the
+    metrics' ``stop`` say why and that the rerun does the pairs it stopped."""
+    seen: StopSeen = ended["seen"]
+    records = ended["records"]
+    ok = sum(r["status"] == "ok" for r in records)
+    assert (seen.summary_block, seen.output_line) == (True, True), ended["stderr"]
+    assert (seen.ok, seen.failed, seen.billed) == (ok, len(records) - ok, ok)
+    assert "rerun with the same -o" in seen.last_line
+    assert (seen.stop["kind"], seen.stop["exit_code"]) == ("run_level", 2)
+    assert seen.stop["message"] in seen.last_line
 
 
 def _no_permanent_record_of(records: list[dict[str, Any]], code: str) -> bool:
@@ -170,6 +193,7 @@ def test_access_denied_mid_run_stops_it_and_the_rerun_after_the_fix_finishes(
     assert ended["code"] == 2, ended["stderr"]
     assert "grant the role rekognition:DetectLabels" in _last_line(ended["stderr"])
     assert _no_permanent_record_of(ended["records"], "AccessDeniedException")
+    _ends_like_every_stop(ended)
     emu.configure(denied_operations=[])
     out = tmp_path / "out.jsonl"
     rerun = batchrek(*ended["args"], output=out)
@@ -186,6 +210,7 @@ def test_credentials_refused_mid_run_stop_it_with_exit_2(
     assert "credentials are not valid" in _last_line(ended["stderr"])
     assert _no_permanent_record_of(ended["records"], "UnrecognizedClientException")
     assert {r["status"] for r in ended["records"]} == {"ok"}
+    _ends_like_every_stop(ended)
 
 
 def test_a_collection_deleted_mid_run_stops_it_and_the_rerun_finishes(

@@ -14,6 +14,7 @@ from batchrek.emulator import EmulatorHandle
 from tests.conftest import S3Bed
 from tests.e2e.clirun import CliResult, batchrek, run_args
 from tests.e2e.production import Child, image_manifest, wait_until
+from tests.e2e.stops import StopSeen, stop_seen
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +30,7 @@ class Stopped:
     code: int | None
     stderr: str
     written: int  # records in the output after the stop
+    seen: StopSeen  # its summary, last line and metrics
     rerun: CliResult
 
 
@@ -41,7 +43,10 @@ def stopped(
     out = folder / "out.jsonl"
     common = run_args(manifest, out, emulator.endpoint_url, s3.endpoint_url)
     emulator.reset(settings=True)
-    child = Child([*common, "--rate", "20"], log=folder / "stderr.txt")
+    metrics = folder / "metrics.json"
+    child = Child(
+        [*common, "--rate", "20", "--metrics-out", str(metrics)], log=folder / "stderr.txt"
+    )
     try:
         assert wait_until(lambda: out.exists() and out.stat().st_size > 0, timeout_s=60)
         child.send(signal.SIGTERM)
@@ -52,7 +57,8 @@ def stopped(
     written = out.read_bytes().count(b"\n")
     rerun = batchrek(*common, "--rate", "1000", output=out)
     emulator.reset(settings=True)
-    return Stopped(code=code, stderr=child.stderr(), written=written, rerun=rerun)
+    seen = stop_seen(child.stderr(), output=out, metrics=metrics)
+    return Stopped(code=code, stderr=child.stderr(), written=written, seen=seen, rerun=rerun)
 
 
 def test_a_stopped_run_says_so_in_its_summary(stopped: Stopped) -> None:
@@ -68,4 +74,18 @@ def test_a_stopped_run_says_how_many_pairs_are_left(stopped: Stopped) -> None:
 
 def test_the_finished_rerun_does_not_say_stopped(stopped: Stopped) -> None:
     assert stopped.rerun.code == 0, stopped.rerun.stderr
-    assert "stopped" not in stopped.rerun.stderr
+    assert "stopped before the end" not in stopped.rerun.stderr
+    assert "\nstopped: " not in stopped.rerun.stderr
+
+
+def test_a_signal_stop_ends_with_the_summary_and_stop_in_the_metrics(stopped: Stopped) -> None:
+    seen = stopped.seen
+    assert (seen.output_line, seen.ok, seen.failed, seen.billed) == (
+        True,
+        stopped.written,
+        0,
+        stopped.written,
+    )
+    assert seen.last_line == "batchrek: stopped by SIGTERM; rerun with the same -o to finish"
+    assert (seen.stop["kind"], seen.stop["exit_code"]) == ("signal", 143)
+    assert seen.metrics["stopped"]["reason"] == "signal"

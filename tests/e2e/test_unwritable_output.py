@@ -33,6 +33,7 @@ from batchrek.emulator import EmulatorHandle
 from tests.conftest import S3Bed
 from tests.e2e.clirun import ROOT, CliResult, batchrek, run_args
 from tests.e2e.production import exactly_once, image_manifest, parse_lines, wait_until
+from tests.e2e.stops import StopSeen, stop_seen
 
 pytestmark = pytest.mark.slow
 
@@ -125,6 +126,7 @@ class DiskFull:
     code: int
     stderr: str
     raw: bytes  # the output as the failed run left it
+    seen: StopSeen  # its summary, last line and metrics
     billed_by_failed_run: int
     rerun_code: int
     rerun_stderr: str
@@ -140,9 +142,11 @@ def disk_full(
     images = 300
     manifest = image_manifest(folder, images, salt=55)
     out = folder / "out.jsonl"
+    metrics = folder / "metrics.json"
     common = run_args(manifest, out, emulator.endpoint_url, s3.endpoint_url)
     emulator.reset(settings=True)
-    failed = _run_limited([*common, "--rate", "1000"], FSIZE_LIMIT)
+    failed = _run_limited([*common, "--rate", "1000", "--metrics-out", str(metrics)], FSIZE_LIMIT)
+    seen = stop_seen(failed.stderr, output=out, metrics=metrics)
     billed = sum(emulator.analyses("DetectLabels").values())
     raw = out.read_bytes()
     rerun = batchrek(*common, "--rate", "1000", output=out)
@@ -153,6 +157,7 @@ def disk_full(
         code=failed.code,
         stderr=failed.stderr,
         raw=raw,
+        seen=seen,
         billed_by_failed_run=billed,
         rerun_code=rerun.code,
         rerun_stderr=rerun.stderr,
@@ -166,6 +171,21 @@ def test_a_failed_write_exits_74_with_one_clear_line(disk_full: DiskFull) -> Non
     assert "cannot write the output" in disk_full.stderr
     assert "rerun with the same -o to finish" in disk_full.stderr
     assert "Traceback" not in disk_full.stderr
+
+
+def test_a_failed_write_ends_with_the_summary_and_stop_in_the_metrics(
+    disk_full: DiskFull,
+) -> None:
+    seen = disk_full.seen
+    written = disk_full.raw.count(b"\n")
+    assert (seen.summary_block, seen.output_line) == (True, True), disk_full.stderr
+    # ok counts the results the calls gave (a few never written); billed, the calls
+    # answered, misses those abandoned in flight when billing stopped.
+    assert seen.failed == 0
+    assert written <= seen.ok <= seen.billed <= disk_full.billed_by_failed_run
+    assert "free space or fix the output's permissions" in seen.last_line
+    assert (seen.stop["kind"], seen.stop["exit_code"]) == ("output_failed", 74)
+    assert "File too large" in seen.stop["message"]
 
 
 def test_a_failed_write_leaves_whole_records_within_the_limit(disk_full: DiskFull) -> None:

@@ -107,6 +107,18 @@ def test_no_success_means_no_last_success_timestamp(tmp_path: Path) -> None:
     assert "batchrek_last_success_timestamp_seconds" not in path.read_text()
 
 
+def test_a_finished_run_is_not_stopped(textfile: dict[Any, float]) -> None:
+    assert _value(textfile, "batchrek_stopped", kind="none") == 0
+
+
+def test_a_stopped_run_says_why_with_its_exit_code(tmp_path: Path) -> None:
+    path = tmp_path / "batchrek.prom"
+    stop = {"kind": "not_a_manifest", "exit_code": 2, "message": "m", "fix": "f"}
+    write_textfile(str(path), {**_summary(), "stop": stop})
+    samples = _samples(path.read_text())
+    assert _value(samples, "batchrek_stopped", kind="not_a_manifest", exit_code="2") == 1
+
+
 def test_textfile_write_leaves_no_temp_file(tmp_path: Path) -> None:
     write_textfile(str(tmp_path / "batchrek.prom"), _summary())
     assert [p.name for p in tmp_path.iterdir()] == ["batchrek.prom"]
