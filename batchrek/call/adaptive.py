@@ -65,6 +65,8 @@ _ACCEPTED_CALLS = 100
 _FELL_SHARE = 0.8
 # The cubic's scale is kept while the ceiling stays within this factor of it.
 _RESCALE = 2.0
+# Answers at this share of the rate: the caller keeps up (growth is earned).
+_KEEPING_UP = 0.7
 # Peers' fair share (``share``) older than this is not used: their notes stopped.
 _FAIR_FRESH_S = 10.0
 
@@ -299,14 +301,20 @@ class AdaptiveRate:
         # Long enough to expect a handful of responses even at very low rates.
         return max(self._window_s, 5.0 / self._rate)
 
-    def _keeping_up(self, now: float) -> bool:
-        """Whether responses arrive at (most of) the rate: growth is then earned."""
+    def used(self, now: float | None = None) -> float | None:
+        """Answers per second lately (what this process really sends, which an idle
+        one does not), or None too early to tell."""
+        now = self._clock.monotonic() if now is None else now
         span = min(self._demand_window(), now - self._started)
         if span < self._window_s:
-            return True  # too early to tell; let startup proceed
+            return None
         since = now - span
-        paused = self._answers.paused(since, now)
-        return sum(self._answers.since(since)) >= 0.7 * self._rate * max(span - paused, 1e-9)
+        return sum(self._answers.since(since)) / max(span - self._answers.paused(since, now), 1e-9)
+
+    def _keeping_up(self, now: float) -> bool:
+        """Whether responses arrive at (most of) the rate: growth is then earned."""
+        used = self.used(now)
+        return used is None or used >= _KEEPING_UP * self._rate
 
     def _update(self, now: float) -> None:
         dt = now - self._updated

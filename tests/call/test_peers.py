@@ -70,8 +70,16 @@ def _share(clock: FakeClock, wall: Wall, *, start: float = 20.0) -> tuple[PeerSh
     return share, control
 
 
-def _note(peer: str, wall: float, rate: float, *, done: bool = False) -> PeerNote:
-    return PeerNote(peer=peer, wall=wall, done=done, rates={"auto": rate, "fixed": 5.0})
+def _note(
+    peer: str, wall: float, rate: float, *, done: bool = False, used: float | None = None
+) -> PeerNote:
+    return PeerNote(
+        peer=peer,
+        wall=wall,
+        done=done,
+        rates={"auto": rate, "fixed": 5.0},
+        used={"auto": rate if used is None else used},
+    )
 
 
 def test_the_own_note_carries_only_auto_rates() -> None:
@@ -106,6 +114,40 @@ def test_at_a_throttle_the_ceiling_is_the_groups_mean_rate() -> None:
     # its startup grew to ~49 by the throttle.
     assert shared == pytest.approx(30.0, rel=0.2)
     assert alone == pytest.approx(48.6, rel=0.05)
+
+
+def test_an_idle_peer_does_not_pull_the_busy_ones_down() -> None:
+    """A resumed shard with little left keeps a rate it does not use: the busy ones
+    split what is left beside it, so its rate is not part of their mean."""
+    ceilings = []
+    for idle_rate in (2.0, 200.0):
+        clock, wall = FakeClock(), Wall()
+        share, control = _share(clock, wall)
+        share.observe([_note("busy", 1_000.0, 40.0), _note("idle", 1_000.0, idle_rate, used=1.0)])
+        _throttle_after_growth(control, clock)
+        assert control.adaptive is not None
+        ceilings.append(control.adaptive.ceiling)
+    assert ceilings[0] == pytest.approx(ceilings[1])
+    assert ceilings[0] == pytest.approx(30.0, rel=0.2)  # (40 + 20) / 2, not / 3
+
+
+def test_a_departing_idle_peer_frees_only_what_it_used() -> None:
+    clock, wall = FakeClock(), Wall()
+    share, control = _share(clock, wall)
+    share.observe([_note("idle", wall.now, 50.0, used=3.0)])
+    before = control.rate
+    assert before is not None
+    share.observe([_note("idle", wall.now, 50.0, used=3.0, done=True)])
+    assert control.rate == pytest.approx(before + 3.0)
+
+
+def test_the_own_note_says_what_is_used_once_it_can_tell() -> None:
+    clock, wall = FakeClock(), Wall()
+    share, control = _share(clock, wall)
+    assert share.note().used == {}  # too early to tell
+    _throttle_after_growth(control, clock)
+    used = share.note().used["auto"]
+    assert 0 < used <= share.note().rates["auto"] * 1.5
 
 
 def test_notes_of_itself_done_peers_and_stale_peers_do_not_count() -> None:

@@ -38,9 +38,7 @@ class Job:
     ids: list[str]
 
 
-def _run_shards(
-    emulator: EmulatorHandle, s3: S3Bed, folder: Path, output: str, shards: int
-) -> Job:
+def _run_shards(emulator: EmulatorHandle, s3: S3Bed, folder: Path, output: str, shards: int) -> Job:
     imgs = distinct_images(folder / "imgs", IMAGES, salt=29)
     ids = [f"peer-{n:03d}" for n in range(IMAGES)]
     manifest = write_jsonl(

@@ -193,8 +193,9 @@ async def test_a_failing_board_is_logged_once_and_never_stops_the_run(
             raise anyio.get_cancelled_exc_class()
         await anyio.lowlevel.checkpoint()
 
-    with caplog.at_level(logging.WARNING, logger="batchrek.peers"), pytest.raises(
-        anyio.get_cancelled_exc_class()
+    with (
+        caplog.at_level(logging.WARNING, logger="batchrek.peers"),
+        pytest.raises(anyio.get_cancelled_exc_class()),
     ):
         await exchange(board, share, interval_s=1.0, sleep=sleep)
     warnings = [r for r in caplog.records if "cannot use memory" in r.getMessage()]
