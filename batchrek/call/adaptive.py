@@ -65,10 +65,8 @@ _ACCEPTED_CALLS = 100
 _FELL_SHARE = 0.8
 # The cubic's scale is kept while the ceiling stays within this factor of it.
 _RESCALE = 2.0
-# Answers at this share of the rate: the caller keeps up (growth is earned).
-_KEEPING_UP = 0.7
-# Peers' fair share (``share``) older than this is not used: their notes stopped.
-_FAIR_FRESH_S = 10.0
+_KEEPING_UP = 0.7  # answers at this share of the rate: the caller keeps up
+_FAIR_FRESH_S = 10.0  # peers' fair share (``share``) this old is not used
 
 
 class RateTarget(Protocol):
@@ -306,10 +304,7 @@ class AdaptiveRate:
         one does not), or None too early to tell."""
         now = self._clock.monotonic() if now is None else now
         span = min(self._demand_window(), now - self._started)
-        if span < self._window_s:
-            return None
-        since = now - span
-        return sum(self._answers.since(since)) / max(span - self._answers.paused(since, now), 1e-9)
+        return self._answers.per_second(now - span, now) if span >= self._window_s else None
 
     def _keeping_up(self, now: float) -> bool:
         """Whether responses arrive at (most of) the rate: growth is then earned."""
