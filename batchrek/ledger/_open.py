@@ -9,6 +9,7 @@ and the index rebuilt with those entries, before any verdict.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -33,6 +34,8 @@ from batchrek.ledger._segments import (
 )
 
 __all__ = ["LedgerRun", "load_index", "open_ledger", "repair_torn_tail"]
+
+log = logging.getLogger("batchrek")
 
 
 @dataclass
@@ -82,7 +85,16 @@ async def open_ledger(
         segment = LocalSegmentWriter(uri, new_segment_name(shard))
     caught = CatchUp()
     if output is not None:
-        caught = await catch_up(index, output, segment if write else None, s3=s3, shard=shard)
+        try:
+            caught = await catch_up(index, output, segment if write else None, s3=s3, shard=shard)
+        except Exception as exc:  # what a kill left is billed again, as before catch-up
+            log.warning(
+                "ledger: cannot read back %s to index what a stopped run left out of the "
+                "ledger (%s: %s): those pairs, if any, are analysed again",
+                output,
+                type(exc).__name__,
+                exc,
+            )
         if caught.entries:  # after a kill only: the verdicts must know these entries
             segments.append(as_segment(_CAUGHT_UP, caught.entries))
             index = await anyio.to_thread.run_sync(LedgerIndex.build, segments)

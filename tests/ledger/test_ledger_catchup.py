@@ -14,6 +14,7 @@ import aioboto3
 import orjson
 import pytest
 
+from batchrek.call.operations import build_operations
 from batchrek.ledger import (
     COVERED_KEY,
     DurableRecord,
@@ -30,6 +31,7 @@ from batchrek.ledger import (
     load_index,
     load_local_segments,
     load_s3_segments,
+    open_ledger,
     pack_entry,
     uncovered,
 )
@@ -210,3 +212,16 @@ async def test_only_the_shards_part_files_past_their_coverage_are_read(s3: S3Bed
         uri + partly: len(bodies[partly]),
         uri + missing: len(bodies[missing]),
     }
+
+
+@pytest.mark.anyio
+async def test_an_output_that_cannot_be_read_back_is_said_and_the_run_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ops = build_operations(["detect_labels"], {})
+    run = await open_ledger(
+        str(tmp_path / "ledger"), s3=None, ops=ops, shard=0, output="s3://bucket/out/"
+    )
+    await run.segment.aclose()
+    assert run.ledger.caught_up.counts.indexed == 0
+    assert "cannot read back s3://bucket/out/" in caplog.text
