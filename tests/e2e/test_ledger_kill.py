@@ -43,6 +43,10 @@ def _objects(s3: S3Bed, prefix: str) -> list[str]:
     return sorted(found)
 
 
+def _whole_lines(out: Path) -> int:
+    return out.read_bytes().count(b"\n") if out.exists() else 0
+
+
 def _analysed(emu: EmulatorHandle) -> int:
     return sum(emu.analyses("DetectLabels").values())
 
@@ -171,4 +175,29 @@ def test_entries_lost_between_the_outputs_fsync_and_their_append_are_not_billed_
     _, billed3 = _night(emu, s3, manifest, out, ledger)
     assert (billed1, billed2, billed3) == (n, 0, 0)
     assert f"ledger: {lost} records the last run left out of the ledger" in rerun.stderr
+    assert exactly_once(read_records(out), {(f"i{k}", OP) for k in range(n)})
+
+
+def test_a_file_output_with_an_s3_ledger_killed_mid_run_bills_only_the_calls_in_flight(
+    tmp_path: Path, emu: EmulatorHandle, s3: S3Bed
+) -> None:
+    n = 40
+    manifest = image_manifest(tmp_path, n, salt=33)
+    out = tmp_path / "out.jsonl"
+    ledger = f"s3://{s3.bucket_use1}/ledger-kill/{uuid.uuid4()}/ledger/"
+    args = [*run_args(manifest, out, emu.endpoint_url, s3.endpoint_url), "--ledger", ledger]
+    emu.configure(latency_ms=30)
+    child = Child([*args, "--rate", "20"], log=tmp_path / "killed.txt")
+    try:
+        assert wait_until(lambda: _whole_lines(out) >= 12, timeout_s=60)
+    finally:
+        child.kill()
+    assert wait_until(lambda: emu.stats()["in_flight"] == 0, timeout_s=30)
+    written = _whole_lines(out)  # a torn last line is cut by the rerun
+    emu.configure(latency_ms=0)
+    rerun = batchrek(*args, "--rate", "1000", output=out)
+    analyses = emu.analyses("DetectLabels")
+    assert rerun.code == 0, rerun.stderr
+    assert f"ledger: {written} records the last run left out of the ledger" in rerun.stderr
+    assert (len(analyses), sum(analyses.values()) - n <= CONCURRENCY) == (n, True)
     assert exactly_once(read_records(out), {(f"i{k}", OP) for k in range(n)})
