@@ -195,6 +195,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--shard-count", type=int, help="shards in all (BATCHREK_SHARD_COUNT)")
     p.add_argument(
+        "--peers",
+        help="where processes sharing the quota leave notes of their rates, so they split "
+        "it evenly and take up a finished one's share at once: auto (sharded runs: beside "
+        "the output), off, a folder or s3://bucket/prefix/",
+    )
+    p.add_argument(
         "--grace-period-s",
         type=float,
         help="on SIGTERM, seconds for in-flight calls to finish (default 25)",

@@ -35,6 +35,7 @@ from batchrek.manifest import ReadOptions, Selection
 from batchrek.models import Oversize
 from batchrek.output import RedoFailed, normalize_redo, redo_codes
 from batchrek.prepare import AddressPolicy, accepted_formats, extensions_for
+from batchrek.s3uri import S3UriError, parse_s3_prefix
 
 __all__ = ["FLAGS", "Settings", "load_settings", "name_for"]
 
@@ -90,6 +91,10 @@ class Settings:
     shard_index: int | None = None
     shard_count: int | None = None
     shard_rate_split: bool = True
+    # Where processes sharing the quota leave notes of their rates (run.peers): "auto"
+    # (a sharded rate-auto run: beside the output), "off", a folder or s3://…/.
+    peers: str = "auto"
+    peer_interval_s: float = 2.0
     grace_period_s: float = 25.0
     part_records: int = 10_000
     part_seconds: float = 60.0
@@ -215,6 +220,7 @@ FLAGS: Mapping[str, str] = {
     "dry_run": "--dry-run",
     "shard_index": "--shard-index",
     "shard_count": "--shard-count",
+    "peers": "--peers",
     "grace_period_s": "--grace-period-s",
     "metrics_out": "--metrics-out",
     "metrics_textfile": "--metrics-textfile",
@@ -240,6 +246,7 @@ _RANGES: Mapping[str, tuple[float, bool]] = {
     "grace_period_s": (0, True),
     "part_records": (1, True),
     "part_seconds": (0, False),
+    "peer_interval_s": (0.1, True),
     "price_per_image": (0, True),
     "outage_timeout_s": (0, False),
     "breaker_threshold": (1, True),
@@ -452,6 +459,13 @@ def _validate(s: Settings) -> None:
             f"{name_for('shard_index')} (or JOB_COMPLETION_INDEX) is {s.shard_index} but "
             f"{name_for('shard_count')} is not set (BATCHREK_SHARD_COUNT)"
         )
+    if s.peers.startswith("s3://"):
+        try:
+            parse_s3_prefix(s.peers)
+        except S3UriError as exc:
+            raise ConfigError(f"{name_for('peers')}: {exc}") from None
+    elif not s.peers:
+        raise ConfigError(f"{name_for('peers')} must be auto, off, a folder or s3://bucket/prefix/")
     unknown_rates = sorted(set(s.rates) - set(RUNNABLE))
     if unknown_rates:
         raise ConfigError(f"[rates] names unknown operation(s): {', '.join(unknown_rates)}")

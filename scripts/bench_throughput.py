@@ -267,14 +267,24 @@ def part_shards(
         f"{shards} shards at once sharing one {args.quota:g} TPS quota (not told to them), "
         f"latency {args.latency_ms:g} ms +- {args.jitter_ms:g} ms, concurrency "
         f"{args.concurrency} each, {n:,} distinct images in all"
+        + (f", starts spread over {args.shard_stagger:g} s" if args.shard_stagger else "")
     )
     for path in args.shard_paths.split(","):
         for old in work.glob("shards.shard-*.jsonl"):
             old.unlink()
         emu.reset()
         reports: list[ChildReport | None] = [None] * shards
+        starts = [i * args.shard_stagger / max(1, shards - 1) for i in range(shards)]
 
-        def one(index: int, path: str = path, reports: list[Any] = reports) -> None:
+        def one(
+            index: int,
+            path: str = path,
+            reports: list[Any] = reports,
+            starts: list[float] = starts,
+        ) -> None:
+            # Pods of one Indexed Job start seconds apart: --shard-stagger spreads
+            # the starts evenly over that many seconds.
+            time.sleep(starts[index])
             spec = _spec("batchrek:auto", manifest, out, emu.url, args)
             spec |= {
                 "shard_index": index,
@@ -296,22 +306,29 @@ def part_shards(
         requests = sum(counts.values())
         rows = []
         oks, elapsed, cpu = [], [], 0.0
+        # On the job's clock: t=0 when the first shard's run began (after its
+        # imports), each shard ending at its own start plus its run's elapsed time.
+        began = [float(c.report.get("started_at", 0.0)) for c in reports if c is not None]
+        t0 = min(began) if began else 0.0
         for i, child in enumerate(reports):
             assert child is not None
             name = f"shards.shard-{i:04d}-of-{shards:04d}.jsonl"
             ok, _ = count_ok_records(out.with_name(name))
             e = float(child.report.get("summary", {}).get("elapsed_s") or 0.0)
+            start = float(child.report.get("started_at", t0)) - t0
             oks.append(ok)
-            elapsed.append(e)
+            elapsed.append(start + e)
             cpu += float(child.report.get("run_cpu_all_s", 0.0))
-            rows.append([f"shard {i}", ok, e, ok / e if e else 0.0, child.report.get("rate")])
+            rate = child.report.get("rate")
+            rows.append([f"shard {i}", ok, start, e, start + e, ok / e if e else 0.0, rate])
         job = max(elapsed) or 1.0
         total_ok = sum(oks)
         steady = _mean_between(_per_second(list(samples), "ok"), 5.0, job - 2.0)
         spread = (max(elapsed) - min(elapsed)) / job
         print()
         print(f"request_path = {path}:")
-        print(fmt_table(["shard", "ok", "elapsed s", "ok/s", "settled rate"], rows))
+        heads = ["shard", "ok", "started s", "elapsed s", "ended s", "ok/s", "settled rate"]
+        print(fmt_table(heads, rows))
         print(
             f"job: {total_ok:,} ok of {n:,} ({n - total_ok} lost) in {job:.1f} s = "
             f"{total_ok / job:.1f}/s = {100 * total_ok / job / args.quota:.1f}% of the quota "
@@ -474,6 +491,9 @@ def main() -> int:
     p.add_argument("--drop-peer", action="store_true", help="drop run: also boto3 adaptive (+95 s)")
     p.add_argument("--shards", type=int, default=4, help="shard processes sharing the quota")
     p.add_argument("--shard-images", type=int, default=12_000, help="images for the shard run")
+    p.add_argument(
+        "--shard-stagger", type=float, default=0.0, help="seconds over which shard starts spread"
+    )
     p.add_argument("--shard-paths", default="lean,sdk", help="request paths for the shard run")
     p.add_argument(
         "--pin", action="store_true", help="emulator on CPU 1; the shard processes on CPU 0"

@@ -31,6 +31,7 @@ from batchrek.call.operations import (
     operation_hint,
     trim_response,
 )
+from batchrek.call.peers import PeerNote, PeerShare
 from batchrek.call.preflight import preflight
 from batchrek.call.ratelimit import ConcurrencyLimit, TokenBucket
 from batchrek.call.retry import (
@@ -69,6 +70,8 @@ __all__ = [
     "ConcurrencyLimit",
     "Operation",
     "Outcome",
+    "PeerNote",
+    "PeerShare",
     "RateControl",
     "RetryPolicy",
     "RunGuard",

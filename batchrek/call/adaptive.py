@@ -39,11 +39,10 @@ from __future__ import annotations
 
 import logging
 import math
-from bisect import bisect_left
-from collections import deque
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from batchrek.call.answers import Answers
 from batchrek.clock import Clock
 
 __all__ = ["AdaptiveRate", "RateSnapshot", "RateTarget"]
@@ -58,16 +57,16 @@ _PAUSE_MIN_THROTTLES = 3
 # this many of them mean the decrease fell short.
 _AFTER_DECREASE_S = 0.4
 _LATE_THROTTLES = 3
-# The accepted rate is measured over at least this many calls' worth of time: one
-# 1 s window of a shard sending 25/s holds ~25 answers, and its count alone is off by
-# +-20 % (simulated 4 shards: shards ended 16 % apart on average with a 1 s window,
-# 7 % with 100 calls).
+# The accepted rate is measured over >= this many calls' worth of time: 1 s of a
+# shard at 25/s is ~25 answers, +-20 % (simulated: shards 16 % apart, 7 % with 100).
 _ACCEPTED_CALLS = 100
 # Later decreases start from the rate sent, which carries no sampling noise, unless
 # the service accepted less than this share of it: the quota really fell.
 _FELL_SHARE = 0.8
 # The cubic's scale is kept while the ceiling stays within this factor of it.
 _RESCALE = 2.0
+# Peers' fair share (``share``) older than this is not used: their notes stopped.
+_FAIR_FRESH_S = 10.0
 
 
 class RateTarget(Protocol):
@@ -99,13 +98,11 @@ class RateSnapshot:
 class AdaptiveRate:
     """A per-operation request rate that converges on the service's quota.
 
-    ``recover_s`` is how long the rate takes to climb back to the ceiling after a
-    decrease; it sets how often the controller probes (and pays a throttle).
-    ``pause_s`` is the global pause when throttles pile up (at least three, and
-    ``pause_threshold`` of the window's responses), as after a sharp quota drop; a
-    lone probe throttle does not pause. It is short on purpose: in simulation, pauses
-    of 0.25 s and more let a deep service bucket refill, which hides the new quota and
-    slows following a drop from ~1.5 s to 3-15 s.
+    ``recover_s``: how long the rate takes to climb back to the ceiling after a
+    decrease (how often it probes, and pays a throttle). ``pause_s``: the pause when
+    throttles pile up (>= 3, ``pause_threshold`` of the window's answers), as after a
+    quota drop; short, as pauses >= 0.25 s let a deep service bucket refill, which
+    hides the new quota (simulated: a drop followed in 3-15 s instead of ~1.5 s).
     """
 
     def __init__(
@@ -165,9 +162,8 @@ class AdaptiveRate:
         self._settled = self._rate
         self._last_decrease = -math.inf
         self._late_throttles = 0
-        self._pause = (-math.inf, -math.inf)
-        self._ok_times: deque[float] = deque()
-        self._bad_times: deque[float] = deque()
+        self._fair: tuple[float, float] | None = None  # (req/s, when it was told)
+        self._answers = Answers()
         self.successes = 0
         self.throttles = 0
         self.decreases = 0
@@ -181,7 +177,7 @@ class AdaptiveRate:
         now = self._clock.monotonic()
         self._update(now)
         self.successes += 1
-        self._ok_times.append(now)
+        self._answers.accepted(now)
         self._push()
 
     def on_throttle(self, *, soft: bool = False) -> None:
@@ -196,7 +192,7 @@ class AdaptiveRate:
         now = self._clock.monotonic()
         self._update(now)
         self.throttles += 1
-        self._bad_times.append(now)
+        self._answers.throttled(now)
         bad, share = self._throttled(now)
         # Within a window, more throttles are the same overshoot reported by calls
         # already in flight: they count, but do not decrease again.
@@ -215,12 +211,38 @@ class AdaptiveRate:
             self._pause_s > 0
             and bad >= _PAUSE_MIN_THROTTLES
             and share >= self._pause_threshold
-            and now - self._pause[0] >= self._window_s
+            and now - self._answers.pause[0] >= self._window_s
         ):
-            self._pause = (now, now + self._pause_s)
+            self._answers.pause = (now, now + self._pause_s)
             if self._target is not None:
                 self._target.pause_until(now + self._pause_s)
             log.debug("rate: %d throttles in the last window: pausing %.2f s", bad, self._pause_s)
+
+    def share(self, fair: float, *, peers: int) -> None:
+        """``peers`` processes (this one included) share the quota, sending ``fair``
+        req/s each on average (``call.peers``): at the next throttle the ceiling is
+        that fair share, not this process's own rate, so after one throttle they all
+        send the same, whatever start, split or luck gave them before."""
+        self._fair = (fair, self._clock.monotonic()) if peers > 1 and fair > 0 else None
+
+    def take_up(self, extra: float) -> None:
+        """A peer left (ended, or its notes stopped): add ``extra`` req/s, this
+        process's part of the rate it was sending, now rather than after a probe."""
+        now = self._clock.monotonic()
+        self._update(now)
+        if extra <= 0 or self._rate >= self.max_rate:
+            return
+        before = self._rate
+        self._rate = self._clamp(self._rate + extra)
+        added = self._rate - before
+        self._epoch_rate = self._rate
+        self._growth_t = 0.0
+        if self._ceiling is not None:
+            # The same gap below a raised ceiling: the cubic restarts from here.
+            self._ceiling += added
+            self._k = (max(0.0, self._ceiling - self._rate) / self._cubic_c) ** (1 / 3)
+        self._push(force=True)
+        log.debug("rate: a peer left; taking up %.1f req/s (now %.1f)", added, self._rate)
 
     # -- outputs --------------------------------------------------------------
 
@@ -241,7 +263,7 @@ class AdaptiveRate:
 
         For callers that drive the bucket themselves instead of passing ``target``.
         """
-        end = self._pause[1]
+        end = self._answers.pause[1]
         return end if end > self._clock.monotonic() else None
 
     def settled_rate(self) -> float:
@@ -273,12 +295,6 @@ class AdaptiveRate:
     def _clamp(self, rate: float) -> float:
         return min(self.max_rate, max(self.min_rate, rate))
 
-    def _prune(self, now: float) -> None:
-        horizon = now - max(self._demand_window(), self._accepted_window())
-        for times in (self._ok_times, self._bad_times):
-            while times and times[0] < horizon:
-                times.popleft()
-
     def _demand_window(self) -> float:
         # Long enough to expect a handful of responses even at very low rates.
         return max(self._window_s, 5.0 / self._rate)
@@ -289,19 +305,14 @@ class AdaptiveRate:
         if span < self._window_s:
             return True  # too early to tell; let startup proceed
         since = now - span
-        responses = _count_since(self._ok_times, since) + _count_since(self._bad_times, since)
-        paused = self._overlap(self._pause, since, now)
-        return responses >= 0.7 * self._rate * max(span - paused, 1e-9)
-
-    @staticmethod
-    def _overlap(interval: tuple[float, float], start: float, end: float) -> float:
-        return max(0.0, min(end, interval[1]) - max(start, interval[0]))
+        paused = self._answers.paused(since, now)
+        return sum(self._answers.since(since)) >= 0.7 * self._rate * max(span - paused, 1e-9)
 
     def _update(self, now: float) -> None:
         dt = now - self._updated
         if dt <= 0:
             return
-        self._prune(now)
+        self._answers.forget_before(now - max(self._demand_window(), self._accepted_window()))
         # Growth is earned only while calls keep up, and stops at max_rate (otherwise
         # hours pinned at the cap would grow the exponential past float range).
         if self._rate < self.max_rate and self._keeping_up(now):
@@ -327,22 +338,20 @@ class AdaptiveRate:
         return max(cubic, edge * math.exp((past - self._k) * math.log1p(self._startup_growth)))
 
     def _accepted_rate(self, now: float) -> float | None:
-        """Successes per second over the last window, not counting a pause."""
-        since = max(now - self._accepted_window(), self._started)
-        span = now - since - self._overlap(self._pause, since, now)
-        count = _count_since(self._ok_times, since)
-        if count < 5 or span <= 0:
-            return None  # too few to measure; trust the rate instead
-        return count / span
+        """Successes per second over the last window (None: too few to measure)."""
+        return self._answers.accepted_rate(max(now - self._accepted_window(), self._started), now)
+
+    def _fair_share(self, now: float) -> float | None:
+        if self._fair is None or now - self._fair[1] > _FAIR_FRESH_S:
+            return None
+        return self._fair[0]
 
     def _accepted_window(self) -> float:
         return max(self._window_s, _ACCEPTED_CALLS / self._rate)
 
     def _throttled(self, now: float) -> tuple[int, float]:
         """Throttles in the last window, and their share of its responses."""
-        since = now - self._window_s
-        bad = _count_since(self._bad_times, since)
-        ok = _count_since(self._ok_times, since)
+        ok, bad = self._answers.since(now - self._window_s)
         return bad, bad / (bad + ok)
 
     def _decrease_at(self, now: float) -> None:
@@ -356,6 +365,12 @@ class AdaptiveRate:
             # accepted rate says the same with the sampling noise of a few dozen
             # answers, and taking the smaller of the two walks a shard down.
             base = self._rate
+        fair = self._fair_share(now)
+        if fair is not None:
+            # What every process sharing the quota sent, on average, times the share
+            # of it the service accepted (the same for all: it admits calls without
+            # regard to who sends them).
+            base = fair * base / self._rate
         # Leaving startup, the accepted rate is inflated: the service's burst allowance
         # absorbed the overshoot until it ran dry. Cut deeper once, as CUBIC does on its
         # first loss (simulated at a 100 TPS quota with a 1 s burst: throttled 0.98 % ->
@@ -365,14 +380,11 @@ class AdaptiveRate:
         self._rate = self._clamp(base * factor)
         self._epoch_rate = self._rate
         self._growth_t = 0.0
-        # The cubic grows in absolute req/s, as TCP CUBIC grows in packets, from a
-        # scale that stays put: after the same throttle, a shard below its fair share
-        # regains its ceiling sooner and probes past it first, and one above it
-        # takes longer. Scaled by each shard's own ceiling instead, every shard
-        # recovers the same fraction in the same time, so whatever split luck or a
-        # later start gave them is kept for the whole run (simulated 4 shards at an
-        # unknown 100 TPS quota, 30 seeds: shards ended 20 % apart on average, 45 %
-        # at worst, for 6.7 % and 15 % with all three changes above).
+        # The cubic grows in absolute req/s (as TCP CUBIC in packets) from a fixed
+        # scale: a shard below its fair share regains its ceiling and probes past it
+        # sooner. Scaled by each one's own ceiling, shards keep whatever split luck
+        # gave them (simulated 4 shards, 100 TPS, 30 seeds: they ended 20 % apart on
+        # average, 45 % at worst; 6.7 % and 15 % with this and the two rules above).
         if self._scale is None or not 1 / _RESCALE <= base / self._scale <= _RESCALE:
             self._scale = base
         # Recover over at least ``recover_requests`` calls: each probe past the quota
@@ -385,13 +397,8 @@ class AdaptiveRate:
         self._late_throttles = 0
         self.decreases += 1
         self._push(force=True)
-        log.debug(
-            "rate: throttled; the service accepted %.1f req/s, so the rate drops to %.1f "
-            "(decrease %d)",
-            base,
-            self._rate,
-            self.decreases,
-        )
+        msg = "rate: throttled; ceiling %.1f req/s, so the rate drops to %.1f (decrease %d)"
+        log.debug(msg, base, self._rate, self.decreases)
 
     def _push(self, *, force: bool = False) -> None:
         """Hand the rate to the bucket when it moved enough to matter (>0.2%)."""
@@ -407,7 +414,3 @@ class AdaptiveRate:
             f"<AdaptiveRate rate={self._rate:.2f}/s ceiling={ceiling} phase={self.phase} "
             f"ok={self.successes} throttled={self.throttles} decreases={self.decreases}>"
         )
-
-
-def _count_since(times: deque[float], since: float) -> int:
-    return len(times) - bisect_left(times, since)

@@ -44,6 +44,7 @@ from batchrek.run.dedupe import Deduper
 from batchrek.run.halt import Safeguards
 from batchrek.run.identity import run_identity
 from batchrek.run.outcome import RunOutcome, outcome
+from batchrek.run.peers import start_peers
 from batchrek.run.records import MANIFEST_OPERATION, problem_result, record_line
 from batchrek.run.services import Services
 from batchrek.run.work import ItemWorker, Work
@@ -380,6 +381,7 @@ async def _drive(run: _Run, stop: anyio.Event | None) -> None:
         async with anyio.create_task_group() as aux:
             aux.start_soon(run.tick)
             aux.start_soon(run.estimate_total)
+            start_peers(aux, run.s, run.controls, run.svc.s3)
             aux.start_soon(
                 partial(
                     run_progress,

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchrek.call.adaptive import AdaptiveRate
+from batchrek.call.control import RateControl
+from batchrek.call.peers import PeerNote, PeerShare
 from batchrek.call.ratelimit import TokenBucket
 from batchrek.clock import FakeClock
 
@@ -63,6 +65,7 @@ class Shard:
     idle: bool = False  # all images sent; a throttled one must wake the sender
     ended: float | None = None
     rates: list[tuple[float, float]] = field(default_factory=list)  # every second
+    peers: PeerShare | None = None
 
     @property
     def unsent(self) -> int:
@@ -119,19 +122,33 @@ def simulate_shards(
     start_skew_s: float = 0.5,
     max_s: float = 1_000.0,
     counts: list[int] | None = None,
+    peers: bool = False,
+    note_s: float = 1.0,
+    note_delay_s: float = 1.5,
     **controller: Any,
 ) -> Job:
     """Run ``clients`` shards of ``images`` until all end (or ``max_s`` of virtual
-    time). Each starts at ``initial / clients`` (the run splits the published default
-    across shards), up to ``start_skew_s`` apart as pods start."""
+    time; ``counts``: images per shard instead of a hash split). Each starts at
+    ``initial / clients`` (the run splits the published default across shards), up
+    to ``start_skew_s`` apart as pods start. ``peers``: they exchange notes
+    (``call.peers``) every ``note_s``, each read by the others ``note_delay_s`` after
+    it was written."""
     rng = random.Random(seed)
     clock = FakeClock()
     server = SharedQuota(quota, burst_s)
     shards = []
-    for todo in counts or split(images, clients, seed):
+    board: dict[str, list[tuple[float, PeerNote]]] = {}  # peer -> (visible at, note)
+    for i, todo in enumerate(counts or split(images, clients, seed)):
         bucket = TokenBucket(initial / clients, clock=clock)
         ctrl = AdaptiveRate(initial / clients, clock=clock, target=bucket, **controller)
-        shards.append(Shard(ctrl, bucket, todo))
+        shard = Shard(ctrl, bucket, todo)
+        if peers:
+            control = RateControl(fixed_tps=None, start_tps=initial / clients, clock=clock)
+            control.bucket, control.adaptive = bucket, ctrl
+            shard.peers = PeerShare(
+                f"shard-{i}", {"op": control}, wall=lambda: clock.now, stale_s=5 * note_s
+            )
+        shards.append(shard)
     job = Job(quota, shards, server)
     events: list[tuple[float, int, str, int, bool]] = []
     seq = 0
@@ -158,9 +175,24 @@ def simulate_shards(
                 push(t + 1.0, "sample", -1)
             continue
         shard = shards[who]
+        if kind == "note":
+            share = shard.peers
+            assert share is not None
+            # What each peer last wrote that is visible by now.
+            visible = ([x for x in b if x[0] <= t] for b in board.values())
+            latest = [vis[-1][1] for vis in visible if vis]
+            share.observe(latest)
+            board.setdefault(share.me, []).append(
+                (t + note_delay_s, share.note(done=shard.ended is not None))
+            )
+            if shard.ended is None:
+                push(t + note_s, "note", who)
+            continue
         if kind == "start":
             # The bucket and controller were built at t=0; a pod that starts later
             # begins from the same state, as a fresh process would.
+            if shard.peers is not None:
+                push(t, "note", who)
             kind = "send"
         if kind == "send":
             while shard.unsent > 0 and shard.in_flight < concurrency and shard.bucket.try_acquire():
@@ -182,6 +214,8 @@ def simulate_shards(
                 shard.controller.on_success()
                 if shard.ok == shard.todo:
                     shard.ended = t
+                    if shard.peers is not None:
+                        push(t, "note", who)  # the last note says done
             else:
                 shard.throttled += 1
                 shard.controller.on_throttle()
