@@ -261,7 +261,7 @@ async def exchange(
                 failing = True
             await sleep(interval_s)
     finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2.0):
             try:
                 await board.publish(share.note(done=True))
             except Exception as exc:
