@@ -18,7 +18,9 @@ from typing import Any
 import orjson
 import pytest
 
+from batchrek.config import Settings
 from batchrek.emulator import EmulatorHandle
+from batchrek.run.peers import peer_name
 from tests.conftest import S3Bed
 from tests.e2e.clirun import read_records, run_args
 from tests.e2e.production import Child, distinct_images, exactly_once, write_jsonl
@@ -82,7 +84,7 @@ def test_every_shard_exits_0(local: tuple[Job, Path]) -> None:
 def test_each_shard_saw_the_other_two(local: tuple[Job, Path]) -> None:
     job, _ = local
     for i, err in enumerate(job.stderrs):
-        assert f"sharing the quota through {local[1].parent / 'out.peers'} as shard-000{i}" in err
+        assert f"sharing the quota through {local[1].parent / 'out.peers'} as shard-000{i}-" in err
         assert "shared the quota with 2 other processes" in err, err
 
 
@@ -90,7 +92,8 @@ def test_the_notes_sit_beside_the_output_and_say_done(local: tuple[Job, Path]) -
     _, out = local
     folder = out.parent / "out.peers"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == [f"shard-000{i}-of-0003.peer" for i in range(3)]
+    job = peer_name(Settings(output=str(out), shard_count=3)).rsplit("-", 1)[1]
+    assert names == [f"shard-000{i}-of-0003-{job}.peer" for i in range(3)]
     notes = [orjson.loads((folder / n).read_bytes()) for n in names]
     assert all(n["done"] for n in notes)
     assert all(OP in n["rates"] for n in notes)
@@ -114,4 +117,4 @@ def test_shards_with_an_s3_output_share_through_the_prefix(
         assert "shared the quota with 1 other process " in err, err
     listed = s3.client().list_objects_v2(Bucket=s3.bucket_use1, Prefix=f"{prefix}_peers/")
     keys = sorted(o["Key"].rsplit("/", 1)[1] for o in listed.get("Contents", ()))
-    assert keys == ["shard-0000-of-0002.peer", "shard-0001-of-0002.peer"]
+    assert [k.rsplit("-", 1)[0] for k in keys] == ["shard-0000-of-0002", "shard-0001-of-0002"]
