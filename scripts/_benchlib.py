@@ -432,6 +432,7 @@ def _child_batchrek(spec: dict[str, Any]) -> dict[str, Any]:
         "rate": spec.get("rate", "auto"),
         "dedupe": spec.get("dedupe", True),
         "request_path": spec.get("request_path", "lean"),
+        "peers": spec.get("peers", "auto"),
         "resume": False,
         "progress": False,
         "log_interval_s": 3600.0,

@@ -17,9 +17,11 @@ generated into a temporary folder and listed in a local-path ``.txt`` manifest.
    each second, stays within +-10 % of the new quota for 5 s.
 2b. ``--shards`` (4) batchrek processes at once, shard i of 4 each, over the same
    images and the same unknown quota: goodput of the whole job, throttled share, and
-   how far apart the shards end, once with request_path lean and once with sdk (the
-   baseline). 12,000 images: with fewer, the hash split alone leaves the shards
-   uneven by more than 10 %. Targets: >= 95 %, <= 1 %, within 10 %.
+   how far apart the shards end (on one clock from the first shard's start), per
+   ``--shard-runs`` entry: lean and sdk, each with peers (notes beside the output) and
+   without (the baseline); ``--shard-stagger S`` starts them S seconds apart in all.
+   12,000 images: with fewer, the hash split alone leaves the shards uneven by more
+   than 10 %. Targets: >= 95 %, <= 1 %, within 10 %.
 3. No quota, 50 ms latency: images/s and client CPU per 1,000 images, batchrek vs the
    thread pool (target >= 1.2x), each run twice in alternating order (best of two:
    the machine is shared), then batchrek once under cProfile.
@@ -257,7 +259,8 @@ def part_shards(
 ) -> None:
     """``--shards`` batchrek processes at once over one manifest, each with its shard
     index, sharing the emulator's quota as an Indexed Job's pods share an account's;
-    once per request path (``--shard-paths``), the SDK path being the baseline."""
+    once per ``--shard-runs`` entry (request path : peers), peers off (each shard
+    finding its share from its own throttles) being the baseline."""
     import threading
 
     shards = args.shards
@@ -269,9 +272,12 @@ def part_shards(
         f"{args.concurrency} each, {n:,} distinct images in all"
         + (f", starts spread over {args.shard_stagger:g} s" if args.shard_stagger else "")
     )
-    for path in args.shard_paths.split(","):
+    for run in args.shard_runs.split(","):
+        path, _, peers = run.partition(":")
+        peers = peers or "auto"
         for old in work.glob("shards.shard-*.jsonl"):
             old.unlink()
+        shutil.rmtree(work / "shards.peers", ignore_errors=True)
         emu.reset()
         reports: list[ChildReport | None] = [None] * shards
         starts = [i * args.shard_stagger / max(1, shards - 1) for i in range(shards)]
@@ -279,6 +285,7 @@ def part_shards(
         def one(
             index: int,
             path: str = path,
+            peers: str = peers,
             reports: list[Any] = reports,
             starts: list[float] = starts,
         ) -> None:
@@ -290,6 +297,7 @@ def part_shards(
                 "shard_index": index,
                 "shard_count": shards,
                 "request_path": path,
+                "peers": peers,
                 "max_s": limit,
             }
             cpus = "0" if args.pin else None
@@ -326,7 +334,7 @@ def part_shards(
         steady = _mean_between(_per_second(list(samples), "ok"), 5.0, job - 2.0)
         spread = (max(elapsed) - min(elapsed)) / job
         print()
-        print(f"request_path = {path}:")
+        print(f"request_path = {path}, peers = {peers}:")
         heads = ["shard", "ok", "started s", "elapsed s", "ended s", "ok/s", "settled rate"]
         print(fmt_table(heads, rows))
         print(
@@ -494,7 +502,11 @@ def main() -> int:
     p.add_argument(
         "--shard-stagger", type=float, default=0.0, help="seconds over which shard starts spread"
     )
-    p.add_argument("--shard-paths", default="lean,sdk", help="request paths for the shard run")
+    p.add_argument(
+        "--shard-runs",
+        default="lean:auto,lean:off,sdk:auto,sdk:off",
+        help="shard runs as request_path:peers (peers off: each shard alone, the baseline)",
+    )
     p.add_argument(
         "--pin", action="store_true", help="emulator on CPU 1; the shard processes on CPU 0"
     )

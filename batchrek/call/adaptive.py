@@ -65,8 +65,7 @@ _ACCEPTED_CALLS = 100
 _FELL_SHARE = 0.8
 # The cubic's scale is kept while the ceiling stays within this factor of it.
 _RESCALE = 2.0
-# Peers' fair share (``share``) older than this is not used: their notes stopped.
-_FAIR_FRESH_S = 10.0
+_KEEPING_UP = 0.7  # answers at this share of the rate: the caller keeps up
 
 
 class RateTarget(Protocol):
@@ -162,7 +161,7 @@ class AdaptiveRate:
         self._settled = self._rate
         self._last_decrease = -math.inf
         self._late_throttles = 0
-        self._fair: tuple[float, float] | None = None  # (req/s, when it was told)
+        self._fair: tuple[float, float] | None = None  # (req/s, until when it holds)
         self._answers = Answers()
         self.successes = 0
         self.throttles = 0
@@ -218,12 +217,14 @@ class AdaptiveRate:
                 self._target.pause_until(now + self._pause_s)
             log.debug("rate: %d throttles in the last window: pausing %.2f s", bad, self._pause_s)
 
-    def share(self, fair: float, *, peers: int) -> None:
-        """``peers`` processes (this one included) share the quota, sending ``fair``
-        req/s each on average (``call.peers``): at the next throttle the ceiling is
-        that fair share, not this process's own rate, so after one throttle they all
-        send the same, whatever start, split or luck gave them before."""
-        self._fair = (fair, self._clock.monotonic()) if peers > 1 and fair > 0 else None
+    def share(self, fair: float, *, peers: int, fresh_s: float) -> None:
+        """``peers`` processes (this one included) share the quota, and the busy ones
+        send ``fair`` req/s each on average (``call.peers``). Until ``fresh_s`` from
+        now, the ceiling at a throttle is that fair share, not this process's own
+        rate, so after one throttle they all send the same, whatever start, split or
+        luck gave them before."""
+        now = self._clock.monotonic()
+        self._fair = (fair, now + fresh_s) if peers > 1 and fair > 0 else None
 
     def take_up(self, extra: float) -> None:
         """A peer left (ended, or its notes stopped): add ``extra`` req/s, this
@@ -299,14 +300,17 @@ class AdaptiveRate:
         # Long enough to expect a handful of responses even at very low rates.
         return max(self._window_s, 5.0 / self._rate)
 
+    def used(self, now: float | None = None) -> float | None:
+        """Answers per second lately (what this process really sends, which an idle
+        one does not), or None too early to tell."""
+        now = self._clock.monotonic() if now is None else now
+        span = min(self._demand_window(), now - self._started)
+        return self._answers.per_second(now - span, now) if span >= self._window_s else None
+
     def _keeping_up(self, now: float) -> bool:
         """Whether responses arrive at (most of) the rate: growth is then earned."""
-        span = min(self._demand_window(), now - self._started)
-        if span < self._window_s:
-            return True  # too early to tell; let startup proceed
-        since = now - span
-        paused = self._answers.paused(since, now)
-        return sum(self._answers.since(since)) >= 0.7 * self._rate * max(span - paused, 1e-9)
+        used = self.used(now)
+        return used is None or used >= _KEEPING_UP * self._rate
 
     def _update(self, now: float) -> None:
         dt = now - self._updated
@@ -342,9 +346,7 @@ class AdaptiveRate:
         return self._answers.accepted_rate(max(now - self._accepted_window(), self._started), now)
 
     def _fair_share(self, now: float) -> float | None:
-        if self._fair is None or now - self._fair[1] > _FAIR_FRESH_S:
-            return None
-        return self._fair[0]
+        return self._fair[0] if self._fair is not None and now <= self._fair[1] else None
 
     def _accepted_window(self) -> float:
         return max(self._window_s, _ACCEPTED_CALLS / self._rate)
@@ -367,9 +369,9 @@ class AdaptiveRate:
             base = self._rate
         fair = self._fair_share(now)
         if fair is not None:
-            # What every process sharing the quota sent, on average, times the share
-            # of it the service accepted (the same for all: it admits calls without
-            # regard to who sends them).
+            # The busy peers' mean rate, times the share of its own rate the service
+            # accepted (the same for all: it admits calls whoever sends them). E.g.
+            # leaving startup at 40/s with 30/s accepted, peers averaging 36/s: 27.
             base = fair * base / self._rate
         # Leaving startup, the accepted rate is inflated: the service's burst allowance
         # absorbed the overshoot until it ran dry. Cut deeper once, as CUBIC does on its

@@ -4,20 +4,29 @@ Each ``--rate auto`` process finds the quota from its own throttles, which say h
 much is too much for all of them together but not how to split it: left alone,
 pods of one Indexed Job that start seconds apart keep most of what the earlier start
 gave them, and quota a finished pod leaves waits for a probe (simulated 4 pods at an
-unknown 100 TPS quota, starts 2 s apart: shards ended 15 % apart on average, up to
-40 %). With notes, each throttle puts every process at the group's mean rate, and a
-departing peer's rate is taken up by the rest at once (same simulation: 3.8 %, at
-most 6.4 %; a lone long shard's tail 90 % -> 98 % of the quota).
+unknown 100 TPS quota, starts 2 s apart: shards ended 14 % apart on average, up to
+29 %). With notes, each throttle puts every busy process at the busy ones' mean
+rate, and a departing peer's share is taken up by the rest at once (same
+simulation: 5.5 %, at most 11 %; a lone long shard's tail 90 % -> 98 % of the quota).
 
-A note is one small JSON object per process, rewritten every second or two where
-the others can read it (``run.peers`` moves them; this module only folds them):
+A note is one small JSON object per process, rewritten every ``peer_interval_s``
+where the others can read it (``run.peers`` moves them; this module only folds them):
 
-    {"v": 1, "peer": "shard-0003-of-0008", "wall": 1764230400.5, "done": false,
-     "rates": {"detect_labels": 24.7}}
+    {"v": 1, "peer": "shard-0003-of-0008-9f2c41d0", "seq": 1822, "done": false,
+     "scope": "us-east-1 https://rekognition.us-east-1.amazonaws.com",
+     "rates": {"detect_labels": 24.7}, "used": {"detect_labels": 24.1}}
 
-The clock is the wall clock (pods on different machines share nothing else); a note
-more than ``stale_s`` old is ignored, so last night's notes and a killed pod's last
-note fall out on their own.
+``rates`` is each operation's rate limit, ``used`` the calls per second it really
+made lately: a process with little left to do (a resumed shard skipping most of its
+share) keeps a rate it does not use, so only the busy ones (using >= 70 % of their
+rate) split what the quota has left beside it, and a departing peer frees what it
+used. ``scope`` is the quota's (region and endpoint): notes of another are ignored.
+
+Liveness is judged on the reader's own monotonic clock, never by comparing clocks: a
+peer counts once its ``seq`` has been seen to change, and stops counting when it says
+``done`` or when its ``seq`` has not changed for ``stale_s``. A note missing from one
+read (a failed GET) changes nothing; last night's notes never change, so they never
+count.
 """
 
 from __future__ import annotations
@@ -34,25 +43,31 @@ from batchrek.call.control import RateControl
 __all__ = ["PeerNote", "PeerShare"]
 
 _VERSION = 1
+_BUSY = 0.7  # using this share of its rate: busy (as AdaptiveRate's "keeping up")
+_MAX_RATE = 1e5  # req/s: above any Rekognition quota; a note saying more is refused
 
 
 @dataclass(frozen=True, slots=True)
 class PeerNote:
-    """One process's rates (req/s per operation method), as of ``wall``."""
+    """One process's rate limits and use (req/s per operation method)."""
 
     peer: str
-    wall: float
+    seq: int
     done: bool
+    scope: str = ""
     rates: Mapping[str, float] = field(default_factory=dict)
+    used: Mapping[str, float] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return orjson.dumps(
             {
                 "v": _VERSION,
                 "peer": self.peer,
-                "wall": self.wall,
+                "seq": self.seq,
                 "done": self.done,
+                "scope": self.scope,
                 "rates": dict(self.rates),
+                "used": dict(self.used),
             }
         )
 
@@ -65,26 +80,52 @@ class PeerNote:
             return None
         if not isinstance(raw, dict) or raw.get("v") != _VERSION:
             return None
-        peer, wall, done, rates = (raw.get(k) for k in ("peer", "wall", "done", "rates"))
-        if not isinstance(peer, str) or not isinstance(done, bool) or not isinstance(rates, dict):
+        peer, seq, done, scope = (raw.get(k) for k in ("peer", "seq", "done", "scope"))
+        rates, used = _per_op(raw.get("rates")), _per_op(raw.get("used", {}))
+        if not isinstance(peer, str) or not isinstance(done, bool) or not isinstance(scope, str):
             return None
-        if not isinstance(wall, (int, float)) or not math.isfinite(wall):
+        if not isinstance(seq, int) or isinstance(seq, bool) or rates is None or used is None:
             return None
-        clean = {
-            str(op): float(r)
-            for op, r in rates.items()
-            if isinstance(r, (int, float)) and math.isfinite(r) and r >= 0
-        }
-        return cls(peer=peer, wall=float(wall), done=done, rates=clean)
+        return cls(peer=peer, seq=seq, done=done, scope=scope, rates=rates, used=used)
+
+
+def _per_op(raw: Any) -> dict[str, float] | None:
+    """``{operation: req/s}``; None if not a map or a value is not a sane rate."""
+    if not isinstance(raw, dict):
+        return None
+    out = {}
+    for op, r in raw.items():
+        if isinstance(r, bool) or not isinstance(r, (int, float)):
+            return None
+        if not (math.isfinite(r) and 0 <= r <= _MAX_RATE):
+            return None
+        out[str(op)] = float(r)
+    return out
+
+
+@dataclass
+class _Seen:
+    note: PeerNote
+    changed: float  # the reader's monotonic time when its seq last changed
+    live: bool  # its seq changed while this process watched
+
+
+def _use(note: PeerNote, op: str) -> float:
+    """What a peer used (its rate when its note is too young to say)."""
+    return note.used.get(op, note.rates.get(op, 0.0))
+
+
+def _busy(rate: float, use: float) -> bool:
+    return use >= _BUSY * rate
 
 
 class PeerShare:
     """Folds the peers' notes into this process's rate controls.
 
-    ``observe`` is called with every note read (this process's own is skipped by
-    name). For each ``--rate auto`` operation it tells the controller the group's
-    mean rate (used at its next throttle), and when a peer seen active last time is
-    done or silent now, it adds this process's part of that peer's rate at once.
+    ``observe`` is called with the notes of each read. For each ``--rate auto``
+    operation it tells the controller the busy processes' mean rate (its ceiling at
+    the next throttle), and when a live peer says it is done or falls silent, the
+    busy processes left each add an equal part of what it used, at once.
     """
 
     def __init__(
@@ -92,45 +133,84 @@ class PeerShare:
         me: str,
         controls: Mapping[str, RateControl],
         *,
-        wall: Callable[[], float],
+        clock: Callable[[], float],
         stale_s: float,
+        scope: str = "",
+        first_seq: int = 0,
     ) -> None:
         self.me = me
+        self.scope = scope
         self._controls = controls
-        self._wall = wall
+        self._clock = clock
         self._stale_s = stale_s
+        self._seq = first_seq
+        self._seen: dict[str, _Seen] = {}
         self._active: dict[str, PeerNote] = {}
-        self.seen: set[str] = set()  # every peer ever active beside this one
+        self.seen: set[str] = set()  # every peer ever live beside this one
         self.most = 1  # the most processes seen sharing the quota at once
 
     def note(self, *, done: bool = False) -> PeerNote:
-        """This process's note: the live rate of each ``--rate auto`` operation."""
-        rates = {
-            op: rate
-            for op, control in self._controls.items()
-            if control.adaptive is not None and (rate := control.rate) is not None
-        }
-        return PeerNote(peer=self.me, wall=self._wall(), done=done, rates=rates)
+        """This process's next note: each ``--rate auto`` operation's rate and use."""
+        self._seq += 1
+        rates, used = {}, {}
+        for op, (rate, use) in self._own().items():
+            rates[op] = rate
+            if use is not None:
+                used[op] = use
+        return PeerNote(
+            peer=self.me, seq=self._seq, done=done, scope=self.scope, rates=rates, used=used
+        )
+
+    def _own(self) -> dict[str, tuple[float, float | None]]:
+        own = {}
+        for op, control in self._controls.items():
+            if control.adaptive is not None and (rate := control.rate) is not None:
+                own[op] = (rate, control.adaptive.used())
+        return own
 
     def observe(self, notes: Iterable[PeerNote]) -> None:
-        now = self._wall()
+        now = self._clock()
+        for n in notes:
+            if n.peer == self.me or n.scope != self.scope:
+                continue
+            was = self._seen.get(n.peer)
+            if was is None:
+                self._seen[n.peer] = _Seen(n, changed=now, live=False)
+            elif n.seq != was.note.seq:
+                self._seen[n.peer] = _Seen(n, changed=now, live=True)
+        for peer in [p for p, s in self._seen.items() if now - s.changed > 10 * self._stale_s]:
+            del self._seen[peer]  # long gone: forget it
         active = {
-            n.peer: n
-            for n in notes
-            if n.peer != self.me and not n.done and now - n.wall <= self._stale_s
+            p: s.note
+            for p, s in self._seen.items()
+            if s.live and not s.note.done and now - s.changed <= self._stale_s
         }
         gone = [self._active[p] for p in self._active.keys() - active.keys()]
-        for op, control in self._controls.items():
-            own = control.rate
-            if control.adaptive is None or own is None:
-                continue
-            others = [n.rates[op] for n in active.values() if op in n.rates]
-            count = len(others) + 1
-            control.adaptive.share((sum(others) + own) / count, peers=count)
-            freed = sum(n.rates.get(op, 0.0) for n in gone)
-            if freed > 0:
-                # Every survivor adds the same part, so together they take it all.
-                control.adaptive.take_up(freed / count)
         self._active = active
         self.seen.update(active)
         self.most = max(self.most, len(active) + 1)
+        for op, (rate, use) in self._own().items():
+            self._fold(op, rate, rate if use is None else use, active.values(), gone)
+
+    def _fold(
+        self,
+        op: str,
+        rate: float,
+        use: float,
+        active: Iterable[PeerNote],
+        gone: list[PeerNote],
+    ) -> None:
+        adaptive = self._controls[op].adaptive
+        assert adaptive is not None
+        group = [(rate, use)] + [(n.rates[op], _use(n, op)) for n in active if op in n.rates]
+        busy = [r for r, u in group if _busy(r, u)]
+        if busy:
+            adaptive.share(sum(busy) / len(busy), peers=len(group), fresh_s=self._stale_s)
+        freed = sum(
+            n.rates[op] if _busy(n.rates[op], _use(n, op)) else _use(n, op)
+            for n in gone
+            if op in n.rates
+        )
+        if freed > 0 and _busy(rate, use):
+            # Every busy survivor adds the same part, so together they take it all.
+            adaptive.take_up(freed / len(busy))

@@ -17,6 +17,9 @@
   32 bytes; the check rejects what a crash can leave inside that (a zero-filled or
   half-written entry), with 2^-32 odds of accepting garbage.
 
+A zero-length entry keyed ``COVERED_KEY`` is a mark, not a pair: it says an output
+was read back to its offset (see ``_catchup``).
+
 Fixed-size entries let numpy view a whole segment without parsing (``DTYPE``): the
 10M-entry load is a few vectorised passes, not 10M Python iterations.
 """
@@ -29,6 +32,7 @@ from typing import Any, Final
 import numpy as np
 
 __all__ = [
+    "COVERED_KEY",
     "DTYPE",
     "ENTRY_BYTES",
     "MAX_OFFSET",
@@ -48,6 +52,11 @@ _K1: Final = 0x9E37_79B9_7F4A_7C15
 _K2: Final = 0xC2B2_AE3D_27D4_EB4F
 _K3: Final = 0x1656_67B1_9E37_79F9
 _STRUCT: Final = struct.Struct("<QQQII")
+# The id and content key of a "covered to here" mark: a zero-length entry at the end of
+# what a ledger catch-up read of an output (``_catchup``), so error records and a torn
+# line there are not read again. No pair has this key (a 64-bit digest equal to it:
+# 2^-64), and the index keeps marks out of its lookups.
+COVERED_KEY: Final = 0x2165_7265_766F_6321  # "!covered"
 
 DTYPE: Final = np.dtype(
     [("id", "<u8"), ("content", "<u8"), ("loc", "<u8"), ("length", "<u4"), ("check", "<u4")]

@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from batchrek.call import Operation
+from batchrek.ledger._catchup import CatchUp
 from batchrek.ledger._identity import Identity
 from batchrek.ledger._index import LedgerIndex, Pointer
 from batchrek.ledger._journal import LedgerKeys
@@ -63,6 +64,7 @@ class Ledger:
         self._params = {op.method: params_digest(op.method, op.params) for op in ops}
         self.counts: Counter[tuple[str, Verdict]] = Counter()
         self.reuse_misses = 0  # a pointer that did not read back as the right record
+        self.caught_up = CatchUp()  # what the run indexed from its output before billing
 
     def params_of(self, method: str) -> str:
         return self._params[method]
@@ -162,6 +164,7 @@ class Ledger:
             "entries_loaded": len(self.index),
             "reuse_misses": self.reuse_misses,
             "record_bytes_read": self.reader.bytes_read,
+            **self.caught_up.summary(),
         }
 
     def __repr__(self) -> str:

@@ -14,6 +14,10 @@ a record of this content?" is a binary search through ``by_content``. Keeping
 the index at 32 bytes per entry; the extra indirection costs a few microseconds,
 paid only by items that are not unchanged.
 
+Beside the entries, ``coverage`` keeps one number per row of the output tables: the
+end of the furthest record any entry (superseded ones included) points at in that
+output, so the ledger catch-up (``_catchup``) reads back only what lies past it.
+
 "Latest" is load order: segments sort by name (run stamp first) and entries keep
 their order within a segment, so a pair's newest entry supersedes older ones. An
 older entry of an overwritten image is dropped here: its record is still valid for
@@ -29,7 +33,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from batchrek.ledger._entry import DTYPE, ENTRY_BYTES, MAX_OUTPUTS, checks_ok
+from batchrek.ledger._entry import COVERED_KEY, DTYPE, ENTRY_BYTES, MAX_OUTPUTS, checks_ok
 
 __all__ = ["LedgerIndex", "LoadStats", "Pointer", "Segment"]
 
@@ -72,7 +76,16 @@ def parse_outputs(data: bytes) -> list[str]:
 
 
 class LedgerIndex:
-    __slots__ = ("_by_content", "_contents", "_ids", "_lengths", "_locs", "outputs", "stats")
+    __slots__ = (
+        "_by_content",
+        "_contents",
+        "_ends",
+        "_ids",
+        "_lengths",
+        "_locs",
+        "outputs",
+        "stats",
+    )
 
     def __init__(
         self,
@@ -83,6 +96,7 @@ class LedgerIndex:
         by_content: np.ndarray[Any, Any],
         outputs: list[str],
         stats: LoadStats,
+        ends: np.ndarray[Any, Any] | None = None,
     ) -> None:
         # memoryviews index without numpy's per-scalar overhead (~40 ns, not ~100 ns),
         # and bisect works on them directly.
@@ -93,6 +107,8 @@ class LedgerIndex:
         self._by_content = _view(by_content, "I")
         self.outputs = outputs
         self.stats = stats
+        # Per row of ``outputs``: the furthest byte an entry covers (see ``coverage``).
+        self._ends = np.zeros(len(outputs), "<u8") if ends is None else ends
 
     @classmethod
     def empty(cls) -> LedgerIndex:
@@ -103,6 +119,7 @@ class LedgerIndex:
     @classmethod
     def build(cls, segments: Iterable[Segment]) -> LedgerIndex:
         parts: list[np.ndarray[Any, Any]] = []
+        ends: list[np.ndarray[Any, Any]] = []
         outputs: list[str] = []
         count = torn = rejected = valid = 0
         for seg in sorted(segments, key=lambda s: s.name):
@@ -118,15 +135,20 @@ class LedgerIndex:
                 raise ValueError("the ledger names more than 16.7M outputs")
             base = np.uint64(len(outputs))
             outputs.extend(seg.outputs)
+            ends.append(_ends_of(kept, len(seg.outputs)))
+            marks = kept["id"] == np.uint64(COVERED_KEY)
+            if marks.any():  # a mark counts for coverage only, never as a pair
+                kept = kept[~marks]
             if len(kept):
                 rebased = kept.copy()
                 rebased["loc"] = (kept["loc"] & ~_OUT_MASK) | ((kept["loc"] & _OUT_MASK) + base)
                 parts.append(rebased)
                 valid += len(kept)
         stats = LoadStats(segments=count, entries=valid, torn_bytes=torn, rejected=rejected)
+        covered = np.concatenate(ends) if ends else np.zeros(0, "<u8")
         if not parts:
             u8, u4 = np.zeros(0, "<u8"), np.zeros(0, "<u4")
-            return cls(u8, u8, u8, u4, u4, outputs, stats)
+            return cls(u8, u8, u8, u4, u4, outputs, stats, covered)
         everything = np.concatenate(parts) if len(parts) > 1 else parts[0]
         del parts
         order = np.argsort(everything["id"], kind="stable")
@@ -145,7 +167,7 @@ class LedgerIndex:
         del everything, keep
         # Any order among equal content keys will do: the faster unstable sort.
         by_content = np.argsort(contents).astype("<u4")
-        return cls(ids, contents, locs, lengths, by_content, outputs, stats)
+        return cls(ids, contents, locs, lengths, by_content, outputs, stats, covered)
 
     # -- lookups ----------------------------------------------------------------
 
@@ -179,6 +201,19 @@ class LedgerIndex:
             lo += 1
         return found
 
+    def coverage(self, prefix: str) -> dict[str, int]:
+        """For each output named ``prefix...``: the end of the furthest record the
+        ledger's entries point at in it (0 when named but never pointed into). Every
+        entry counts, superseded ones too: they still say the record was indexed."""
+        found: dict[str, int] = {}
+        ends = self._ends
+        for row, name in enumerate(self.outputs):
+            if name.startswith(prefix):
+                end = int(ends[row])
+                if end >= found.get(name, 0):
+                    found[name] = end
+        return found
+
     def __len__(self) -> int:
         return len(self._ids)
 
@@ -198,3 +233,14 @@ class LedgerIndex:
             f"LedgerIndex(pairs={len(self)}, bytes={self.nbytes}, "
             f"outputs={len(self.outputs)}, segments={self.stats.segments})"
         )
+
+
+def _ends_of(entries: np.ndarray[Any, Any], outputs: int) -> np.ndarray[Any, Any]:
+    """The furthest byte (offset + length) the entries cover in each of a segment's
+    ``outputs`` (vectorised: ~15 ms for 10M entries)."""
+    ends = np.zeros(outputs, "<u8")
+    if len(entries):
+        rows = (entries["loc"] & _OUT_MASK).astype(np.intp)
+        stops = (entries["loc"] >> np.uint64(24)) + entries["length"].astype(np.uint64)
+        np.maximum.at(ends, rows, stops)
+    return ends

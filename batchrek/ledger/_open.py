@@ -2,11 +2,14 @@
 
 ``--ledger PATH`` is a local directory; ``--ledger s3://bucket/prefix/`` an S3 prefix.
 Every shard loads every segment (the union) and writes only its own, so shards that
-run at once never write the same object.
+run at once never write the same object. Given the run's output, what it holds past
+the ledger's coverage (a killed run's last records) is indexed first (``_catchup``),
+and the index rebuilt with those entries, before any verdict.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -16,19 +19,23 @@ from typing import Any
 import anyio
 
 from batchrek.call import Operation
+from batchrek.ledger._catchup import CatchUp, catch_up
 from batchrek.ledger._gate import Ledger
-from batchrek.ledger._index import LedgerIndex
+from batchrek.ledger._index import LedgerIndex, Segment
 from batchrek.ledger._records import RecordReader
 from batchrek.ledger._segments import (
     LocalSegmentWriter,
     S3SegmentWriter,
     SegmentWriter,
+    as_segment,
     load_local_segments,
     load_s3_segments,
     new_segment_name,
 )
 
 __all__ = ["LedgerRun", "load_index", "open_ledger", "repair_torn_tail"]
+
+log = logging.getLogger("batchrek")
 
 
 @dataclass
@@ -38,28 +45,64 @@ class LedgerRun:
     load_s: float
 
 
-async def load_index(uri: str, *, s3: Any | None) -> LedgerIndex:
+# Sorts after every "seg-..." name: the catch-up's entries are newer than all loaded.
+_CAUGHT_UP = "~caught-up"
+
+
+async def _load_segments(uri: str, s3: Any | None) -> list[Segment]:
     if uri.startswith("s3://"):
         if s3 is None:
             raise ValueError("an s3:// ledger needs an S3 client")
-        segments = await load_s3_segments(s3, uri)
-    else:
-        segments = await load_local_segments(uri)
+        return await load_s3_segments(s3, uri)
+    return await load_local_segments(uri)
+
+
+async def load_index(uri: str, *, s3: Any | None) -> LedgerIndex:
+    segments = await _load_segments(uri, s3)
     return await anyio.to_thread.run_sync(LedgerIndex.build, segments)
 
 
 async def open_ledger(
-    uri: str, *, s3: Any | None, ops: Sequence[Operation], shard: int
+    uri: str,
+    *,
+    s3: Any | None,
+    ops: Sequence[Operation],
+    shard: int,
+    output: str | None = None,
+    write: bool = True,
 ) -> LedgerRun:
+    """Load the ledger and start this run's segment. With ``output``, catch up first:
+    index what the output holds past the ledger's coverage; the entries are durable
+    in this run's segment on return (``write=False``, a dry run: in memory only)."""
     started = time.perf_counter()
-    index = await load_index(uri, s3=s3)
+    segments = await _load_segments(uri, s3)
+    index = await anyio.to_thread.run_sync(LedgerIndex.build, segments)
     load_s = time.perf_counter() - started
     segment: SegmentWriter
     if uri.startswith("s3://"):
         segment = S3SegmentWriter(s3, uri, shard=shard)
     else:
         segment = LocalSegmentWriter(uri, new_segment_name(shard))
-    return LedgerRun(Ledger(index, ops, RecordReader(s3)), segment, load_s)
+    caught = CatchUp()
+    if output is not None:
+        try:
+            caught = await catch_up(index, output, segment if write else None, s3=s3, shard=shard)
+        except Exception as exc:  # what a kill left is billed again, as before catch-up
+            log.warning(
+                "ledger: cannot read back %s to index what a stopped run left out of the "
+                "ledger (%s: %s): those pairs, if any, are analysed again",
+                output,
+                type(exc).__name__,
+                exc,
+            )
+        if caught.entries:  # after a kill only: the verdicts must know these entries
+            segments.append(as_segment(_CAUGHT_UP, caught.entries))
+            index = await anyio.to_thread.run_sync(LedgerIndex.build, segments)
+        caught.entries = []
+    del segments
+    ledger = Ledger(index, ops, RecordReader(s3))
+    ledger.caught_up = caught
+    return LedgerRun(ledger, segment, load_s)
 
 
 def repair_torn_tail(path: str) -> int:

@@ -48,6 +48,7 @@ __all__ = [
     "LocalSegmentWriter",
     "S3SegmentWriter",
     "SegmentWriter",
+    "as_segment",
     "load_local_segments",
     "load_s3_segments",
     "new_segment_name",
@@ -70,6 +71,9 @@ class DurableRecord(NamedTuple):
 
 class SegmentWriter(Protocol):
     async def append(self, records: Sequence[DurableRecord]) -> None: ...
+    async def flush(self) -> None:
+        """Make every entry appended so far durable now (an S3 chunk is written)."""
+
     async def aclose(self) -> None: ...
 
 
@@ -114,6 +118,12 @@ class _Outputs:
         )
 
 
+def as_segment(name: str, records: Sequence[DurableRecord]) -> Segment:
+    """Entries as a segment held in memory, laid out as a writer lays them on disk."""
+    table = _Outputs()
+    return Segment(name, table.new_names(records), table.pack(records))
+
+
 def _lines(names: Sequence[str]) -> bytes:
     for name in names:
         if "\n" in name:
@@ -150,6 +160,9 @@ class LocalSegmentWriter:
             with anyio.CancelScope(shield=True):
                 await loop.run_in_executor(self._thread, self._write, _lines(fresh), data)
             self.entries_written += len(records)
+
+    async def flush(self) -> None:
+        """Nothing to do: every ``append`` is fsynced before it returns."""
 
     def _write(self, outputs: bytes, entries: bytes) -> None:
         if self._fds is None:
@@ -242,6 +255,13 @@ class S3SegmentWriter:
         )
         if len(self._pending) >= self._chunk_entries or (aged and self._pending):
             await self._put_chunk()
+
+    async def flush(self) -> None:
+        """Write the open chunk now, however young (the ledger catch-up's entries
+        must be durable before the run bills anything)."""
+        if self._closed:
+            raise anyio.ClosedResourceError
+        await self._put_chunk()
 
     async def aclose(self) -> None:
         if self._closed:

@@ -6,7 +6,7 @@ line and hands it to a ``Sink``, which batches the lines and makes them durable.
 - ``JsonlFileSink`` (``file``): a local JSON Lines file, appended in whole-line batches
   and fsynced at the pipeline's durability points;
 - ``S3PartSink`` (``s3parts``): ``s3://bucket/prefix/`` as rolling part files, each one
-  an object that appears whole or not at all;
+  an object that appears whole or not at all (``list_parts`` lists them);
 - ``Spool`` (``spool``): an S3 output's open part files kept on local disk too, so a
   kill loses only the calls in flight; ``recover_spool`` (``recover``) uploads what
   a stopped run left there before the next run reads the prefix;
@@ -28,6 +28,7 @@ from batchrek.output.resume import (
     RedoFailed,
     ResumeIndex,
     ResumeState,
+    list_parts,
     load_resume,
     normalize_redo,
     pair_key,
@@ -49,6 +50,7 @@ __all__ = [
     "Spool",
     "check_paths",
     "check_s3_output",
+    "list_parts",
     "load_resume",
     "normalize_redo",
     "not_records_reason",

@@ -211,11 +211,19 @@ class Services:
                 spool = None
         ledger_run = None
         if settings.ledger:
+            if not output.startswith("s3://") and not settings.dry_run:
+                # Appended to, never truncated (the ledger points into it); a torn last
+                # line is cut so the next record starts where its entry says.
+                await anyio.to_thread.run_sync(repair_torn_tail, output)
+            # The output's records past the ledger's coverage (a killed run's, the
+            # spool's part uploaded above) are indexed before anything is billed.
             ledger_run = await open_ledger(
                 settings.ledger,
                 s3=s3,
                 ops=settings.build_operations(),
                 shard=settings.shard_index or 0,
+                output=output,
+                write=not settings.dry_run,
             )
         resume: ResumeState | None = None
         # With a ledger, the ledger is the resume: it knows every durable record of
@@ -243,10 +251,6 @@ class Services:
                 on_stall=_stall_reporter(halt, spool),
             )
         else:
-            if ledger_run is not None and not settings.dry_run:
-                # Appended to, never truncated (the ledger points into it); a torn last
-                # line is cut so the next record starts where its entry says.
-                await anyio.to_thread.run_sync(repair_torn_tail, output)
             sink = JsonlFileSink(output, truncate=not settings.resume and ledger_run is None)
         ledger_sink = None
         if ledger_run is not None and not settings.dry_run:

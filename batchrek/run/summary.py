@@ -36,7 +36,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             f"  ledger:     new {ledger.get('new', 0)}, changed {ledger.get('changed', 0)}, "
             f"reused {ledger.get('reused', 0)}, unchanged {ledger.get('unchanged', 0)} "
-            f"({ledger.get('entries_loaded', 0)} entries loaded in {ledger.get('load_s', 0):.2f} s)"
+            f"({ledger.get('entries_loaded', 0)} entries loaded in {ledger.get('load_s', 0):.2f} s"
+            + (
+                f"; caught up {ledger['caught_up']} records of the output the last run "
+                "left out of the ledger)"
+                if ledger.get("caught_up")
+                else ")"
+            )
         )
     not_listed = summary.get("listing_skipped") or {}
     if not_listed:

@@ -146,7 +146,7 @@ def simulate_shards(
             control = RateControl(fixed_tps=None, start_tps=initial / clients, clock=clock)
             control.bucket, control.adaptive = bucket, ctrl
             shard.peers = PeerShare(
-                f"shard-{i}", {"op": control}, wall=lambda: clock.now, stale_s=5 * note_s
+                f"shard-{i}", {"op": control}, clock=lambda: clock.now, stale_s=5 * note_s
             )
         shards.append(shard)
     job = Job(quota, shards, server)

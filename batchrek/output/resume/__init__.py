@@ -9,7 +9,8 @@ run can simply append and skip what ``(id, op) in state`` says is done.
 - ``scan``: the pure part, shared by both outputs: the line scanner, the pair index
   (``ResumeIndex``, ``ResumeState``) and the compaction plan. No I/O.
 - ``file``: a local JSON Lines file, compacted in place (temp file + ``os.replace``).
-- ``s3``: ``s3://bucket/prefix/`` part files, compacted into new part files.
+- ``s3``: ``s3://bucket/prefix/`` part files, compacted into new part files;
+  ``list_parts`` lists them (the ledger's catch-up uses it too).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 
 from batchrek.output.resume.file import load_file_resume
 from batchrek.output.resume.redo import normalize_redo, redo_codes
-from batchrek.output.resume.s3 import load_s3_resume
+from batchrek.output.resume.s3 import list_parts, load_s3_resume
 from batchrek.output.resume.scan import RedoFailed, ResumeIndex, ResumeState, pair_key
 from batchrek.output.s3parts import S3Client
 from batchrek.s3uri import is_s3_uri
@@ -27,6 +28,7 @@ __all__ = [
     "RedoFailed",
     "ResumeIndex",
     "ResumeState",
+    "list_parts",
     "load_file_resume",
     "load_resume",
     "load_s3_resume",

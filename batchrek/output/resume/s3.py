@@ -34,7 +34,7 @@ from batchrek.output.resume.scan import (
 from batchrek.output.s3parts import S3Client, S3PartSink, new_run_stamp, part_shard, shard_label
 from batchrek.s3uri import parse_s3_prefix
 
-__all__ = ["load_s3_resume"]
+__all__ = ["list_parts", "load_s3_resume"]
 
 
 async def load_s3_resume(
@@ -51,7 +51,7 @@ async def load_s3_resume(
     bucket, prefix = parse_s3_prefix(uri)
     label = None if shard is None else shard_label(shard)
     aborted = await _abort_stale_uploads(client, bucket, prefix, label) if compact else 0
-    keys = sorted([key async for key in _list_parts(client, bucket, prefix, label)])
+    keys = sorted([key async for key, _ in list_parts(client, bucket, prefix, label)])
     scan = Scanner(redo_failed=redo_failed)
     torn: list[int] = []
     for key in keys:
@@ -75,7 +75,7 @@ async def load_s3_resume(
     sinks: dict[str, S3PartSink] = {}
     for i in affected:
         label_i = part_shard(keys[i][len(prefix) :])
-        assert label_i is not None  # _list_parts only yields part names
+        assert label_i is not None  # list_parts only yields part names
         sink = sinks.get(label_i)
         if sink is None:
             sink = sinks[label_i] = S3PartSink(
@@ -95,15 +95,18 @@ async def load_s3_resume(
     return replace(state, compacted=True, objects_rewritten=len(affected))
 
 
-async def _list_parts(
-    client: S3Client, bucket: str, prefix: str, label: str | None
-) -> AsyncIterator[str]:
+async def list_parts(
+    client: S3Client, bucket: str, prefix: str, shard: int | str | None = None
+) -> AsyncIterator[tuple[str, int]]:
+    """(key, size) of each part file directly under ``prefix`` (of one shard, unless
+    ``shard`` is None), in the listing's order (name order)."""
+    label = None if shard is None else shard_label(shard)
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
     while True:
         page = await client.list_objects_v2(**kwargs)
         for entry in page.get("Contents", ()):
             if _is_part(entry["Key"][len(prefix) :], label):
-                yield entry["Key"]
+                yield entry["Key"], int(entry.get("Size", 0))
         if not page.get("IsTruncated"):
             return
         kwargs["ContinuationToken"] = page["NextContinuationToken"]
