@@ -13,7 +13,7 @@ logged once and the run goes on, each process finding its share from its own
 throttles alone. Folder I/O runs on abandonable threads (a hung network mount never
 holds up the run's end). An S3 board costs, per process and ``interval_s``, one PUT,
 one LIST and one GET per peer: for N pods N**2 GETs an interval (10 pods at 2 s:
-~2,700 GETs, 300 PUTs and 300 LISTs a minute, ~$0.002; S3 allows 5,500 GETs/s a
+~2,700 GETs, 300 PUTs and 300 LISTs a minute, ~$0.004; S3 allows 5,500 GETs/s a
 prefix, so over ~100 pods raise ``peer_interval_s``).
 """
 

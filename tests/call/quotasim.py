@@ -30,7 +30,9 @@ Quota = Callable[[float], float]
 
 
 class SharedQuota:
-    """The service side: a token bucket of ``quota(t)`` per second, ``burst_s`` deep."""
+    """The service side: a token bucket of ``quota(t)`` per second, ``burst_s`` deep,
+    as the service (and the emulator) enforce a TPS quota; test_adaptive.py's single
+    client uses it too."""
 
     def __init__(self, quota: Quota, burst_s: float) -> None:
         self.quota = quota

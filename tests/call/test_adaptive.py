@@ -22,27 +22,7 @@ from batchrek.call.adaptive import AdaptiveRate
 from batchrek.call.concurrency import ConcurrencyController
 from batchrek.call.ratelimit import ConcurrencyLimit, TokenBucket
 from batchrek.clock import FakeClock
-
-Quota = Callable[[float], float]
-
-
-class QuotaServer:
-    """The service side: a token bucket of ``quota(t)`` per second, ``burst_s`` deep."""
-
-    def __init__(self, quota: Quota, burst_s: float) -> None:
-        self.quota = quota
-        self.burst_s = burst_s
-        self.level = max(1.0, quota(0.0) * burst_s)
-        self.t = 0.0
-
-    def admit(self, t: float) -> bool:
-        q = self.quota(t)
-        self.level = min(max(1.0, q * self.burst_s), self.level + (t - self.t) * q)
-        self.t = t
-        if self.level >= 1.0:
-            self.level -= 1.0
-            return True
-        return False
+from tests.call.quotasim import Quota, SharedQuota
 
 
 @dataclass
@@ -85,7 +65,7 @@ def simulate(
     clock = FakeClock()
     bucket = TokenBucket(initial, clock=clock)
     run = Run(quota, AdaptiveRate(initial, clock=clock, target=bucket, **controller))
-    server = QuotaServer(quota, server_burst_s)
+    server = SharedQuota(quota, server_burst_s)
     events: list[tuple[float, int, str, bool]] = [(0.0, 0, "send", False)]
     seq = 1
     in_flight = 0
