@@ -36,7 +36,7 @@ import anyio
 from batchrek.ledger._index import LedgerIndex
 from batchrek.ledger._segments import DurableRecord, SegmentWriter
 from batchrek.ledger._tail import TailCounts, TailScan
-from batchrek.output import list_parts
+from batchrek.output import list_parts, read_object
 from batchrek.s3uri import parse_s3_prefix
 
 __all__ = ["CatchUp", "Tail", "catch_up", "uncovered"]
@@ -197,22 +197,7 @@ async def _read(s3: Any | None, tail: Tail) -> AsyncIterator[bytes]:
         os.close(fd)
 
 
-async def _read_object(s3: Any, tail: Tail) -> AsyncIterator[bytes]:
-    """One GET of the object's uncovered bytes, streamed in about ``CHUNK_BYTES``."""
+def _read_object(s3: Any, tail: Tail) -> AsyncIterator[bytes]:
+    """One ranged GET of the object's uncovered bytes, streamed."""
     bucket, _, key = tail.output[5:].partition("/")
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if tail.start:
-        kwargs["Range"] = f"bytes={tail.start}-{tail.stop - 1}"
-    response = await s3.get_object(**kwargs)
-    body = response["Body"]
-    try:
-        buf = bytearray()
-        while chunk := await body.read(1024 * 1024):
-            buf += chunk
-            if len(buf) >= CHUNK_BYTES:
-                yield bytes(buf)
-                buf = bytearray()
-        if buf:
-            yield bytes(buf)
-    finally:
-        body.close()
+    return read_object(s3, bucket, key, start=tail.start, stop=tail.stop)

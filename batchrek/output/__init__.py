@@ -32,6 +32,7 @@ from batchrek.output.resume import (
     load_resume,
     normalize_redo,
     pair_key,
+    read_object,
     redo_codes,
 )
 from batchrek.output.s3parts import S3Client, S3PartSink
@@ -55,6 +56,7 @@ __all__ = [
     "normalize_redo",
     "not_records_reason",
     "pair_key",
+    "read_object",
     "recover_spool",
     "redo_codes",
 ]

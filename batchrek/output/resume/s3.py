@@ -34,7 +34,7 @@ from batchrek.output.resume.scan import (
 from batchrek.output.s3parts import S3Client, S3PartSink, new_run_stamp, part_shard, shard_label
 from batchrek.s3uri import parse_s3_prefix
 
-__all__ = ["list_parts", "load_s3_resume"]
+__all__ = ["list_parts", "load_s3_resume", "read_object"]
 
 
 async def load_s3_resume(
@@ -55,7 +55,7 @@ async def load_s3_resume(
     scan = Scanner(redo_failed=redo_failed)
     torn: list[int] = []
     for key in keys:
-        async for chunk in _read_object(client, bucket, key):
+        async for chunk in read_object(client, bucket, key):
             await anyio.to_thread.run_sync(scan.feed, chunk)
         torn.append(scan.end_segment())
     ends = scan.segment_ends
@@ -82,7 +82,7 @@ async def load_s3_resume(
                 client, uri, shard=label_i, run_stamp=stamp, part_seconds=math.inf
             )
         first, tail = starts[i], b""
-        async for chunk in _read_object(client, bucket, keys[i]):
+        async for chunk in read_object(client, bucket, keys[i]):
             data = tail + chunk if tail else chunk
             cut = data.rfind(b"\n") + 1
             tail, whole = data[cut:], data[:cut]  # a torn tail is left behind
@@ -117,9 +117,15 @@ def _is_part(name: str, label: str | None) -> bool:
     return found is not None and (label is None or found == label)
 
 
-async def _read_object(client: S3Client, bucket: str, key: str) -> AsyncIterator[bytes]:
-    """Stream an object in chunks of about ``CHUNK_BYTES``: one thread hop each."""
-    response = await client.get_object(Bucket=bucket, Key=key)
+async def read_object(
+    client: S3Client, bucket: str, key: str, *, start: int = 0, stop: int | None = None
+) -> AsyncIterator[bytes]:
+    """Stream an object (its bytes ``[start, stop)``: one ranged GET) in chunks of about
+    ``CHUNK_BYTES``: one thread hop each."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if start or stop is not None:
+        kwargs["Range"] = f"bytes={start}-{'' if stop is None else stop - 1}"
+    response = await client.get_object(**kwargs)
     body = response["Body"]
     try:
         buf = bytearray()
