@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from batchrek.observe.histogram import Histogram
 from batchrek.observe.logs import JsonFormatter, ScrubFilter, log_summary, setup_logging
-from batchrek.observe.metrics import RunMetrics, Timeline, TimelinePoint
+from batchrek.observe.metrics import Findings, RunMetrics, Timeline, TimelinePoint
 from batchrek.observe.numbers import fmt, fmt_count, fmt_fixed
 from batchrek.observe.progress import format_duration, format_line, run_progress
 from batchrek.observe.segments import history_lines, with_history
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from batchrek.observe.report import labels_for, report_format, write_report
 
 __all__ = [
+    "Findings",
     "Histogram",
     "JsonFormatter",
     "RunMetrics",

@@ -38,6 +38,7 @@ from anyio.abc import TaskGroup
 from batchrek.blocking import run_abandonable
 from batchrek.call import PeerNote, PeerShare, RateControl
 from batchrek.config import Settings
+from batchrek.observe import Findings
 from batchrek.s3uri import is_s3_uri, parse_s3_prefix
 
 __all__ = [
@@ -252,17 +253,24 @@ def open_peers(
 
 
 def start_peers(
-    tg: TaskGroup, settings: Settings, controls: dict[str, RateControl], svc: Any
+    tg: TaskGroup,
+    settings: Settings,
+    controls: dict[str, RateControl],
+    svc: Any,
+    findings: Findings | None = None,
 ) -> PeerShare | None:
     """Start sharing the quota's notes in ``tg`` (cancel it to stop), if this run
-    shares with anybody; ``svc``: the run's ``Services`` (S3 client, region, endpoint)."""
+    shares with anybody; ``svc``: the run's ``Services`` (S3 client, region, endpoint).
+    At the end, ``findings`` (the run's metrics) gets who it shared with."""
     scope = f"{svc.region} {svc.rekognition_endpoint}"
     found = open_peers(settings, controls, svc.s3, scope=scope)
     if found is None:
         return None
     board, share = found
     log.info("peers: sharing the quota through %s as %s", board.where, share.me)
-    tg.start_soon(partial(exchange, board, share, interval_s=settings.peer_interval_s))
+    tg.start_soon(
+        partial(exchange, board, share, interval_s=settings.peer_interval_s, findings=findings)
+    )
     return share
 
 
@@ -272,6 +280,7 @@ async def exchange(
     *,
     interval_s: float,
     sleep: Callable[[float], Any] = anyio.sleep,
+    findings: Findings | None = None,
 ) -> None:
     """Write this process's note and fold the others' every ``interval_s``, until
     cancelled; then write a last note that says this process is done, so the others
@@ -316,6 +325,8 @@ async def exchange(
             except Exception as exc:
                 log.debug("peers: the last note was not written: %s", exc)
         others = len(share.seen)
+        if findings is not None:
+            findings.shared(where=board.where, me=share.me, others=others, most=share.most)
         log.info(
             "peers: shared the quota with %d other process%s (at most %d at once)",
             others,

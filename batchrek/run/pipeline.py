@@ -381,7 +381,7 @@ async def _drive(run: _Run, stop: anyio.Event | None) -> None:
         async with anyio.create_task_group() as aux:
             aux.start_soon(run.tick)
             aux.start_soon(run.estimate_total)
-            start_peers(aux, run.s, run.controls, run.svc)
+            start_peers(aux, run.s, run.controls, run.svc, run.metrics.findings)
             aux.start_soon(
                 partial(
                     run_progress,

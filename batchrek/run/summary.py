@@ -58,6 +58,12 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  outages:    {endpoint}: paused {outage['trips']} time(s), "
             f"{outage['probes']} probe(s)"
         )
+    peers = summary.get("peers")
+    if peers:
+        lines.append(
+            f"  peers:      shared the quota with {peers['others']} other process(es) through "
+            f"{peers['where']} (at most {peers['most_at_once']} at once)"
+        )
     failed_by = summary.get("failed_by_code") or {}
     if failed_by:
         lines.append(

@@ -86,6 +86,7 @@ def test_each_shard_saw_the_other_two(local: tuple[Job, Path]) -> None:
     for i, err in enumerate(job.stderrs):
         assert f"sharing the quota through {local[1].parent / 'out.peers'} as shard-000{i}-" in err
         assert "shared the quota with 2 other processes" in err, err
+        assert "  peers:      shared the quota with 2 other process(es) through " in err, err
 
 
 def test_the_notes_sit_beside_the_output_and_say_done(local: tuple[Job, Path]) -> None:

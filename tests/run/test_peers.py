@@ -19,6 +19,7 @@ import pytest
 from batchrek.call import PeerNote, PeerShare, RateControl
 from batchrek.clock import FakeClock
 from batchrek.config import Settings
+from batchrek.observe import Findings
 from batchrek.run.peers import LocalBoard, S3Board, exchange, peer_name, peers_location
 from tests.conftest import S3Bed
 
@@ -191,11 +192,18 @@ async def test_the_loop_publishes_reads_and_ends_with_a_done_note() -> None:
         board.notes["other"] = _note("other", seq=rounds)  # another live process
         await anyio.lowlevel.checkpoint()
 
+    findings = Findings()
     with anyio.move_on_after(0.5):
-        await exchange(board, share, interval_s=1.0, sleep=sleep)
+        await exchange(board, share, interval_s=1.0, sleep=sleep, findings=findings)
     assert rounds > 2
     assert board.notes["me"].done
     assert share.seen == {"other"}
+    assert findings.summary()["peers"] == {
+        "where": "memory",
+        "as": "me",
+        "others": 1,
+        "most_at_once": 2,
+    }
 
 
 async def test_a_failing_board_is_logged_once_and_never_stops_the_run(

@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
+from batchrek.observe.metrics.findings import Findings
 from batchrek.observe.metrics.run import RunMetrics
 from batchrek.observe.metrics.timeline import MAX_TIMELINE_POINTS, Timeline, TimelinePoint
 
-__all__ = ["MAX_TIMELINE_POINTS", "RunMetrics", "Timeline", "TimelinePoint"]
+__all__ = ["MAX_TIMELINE_POINTS", "Findings", "RunMetrics", "Timeline", "TimelinePoint"]
