@@ -45,7 +45,7 @@ from typing import Literal, Protocol
 from batchrek.call.answers import Answers
 from batchrek.clock import Clock
 
-__all__ = ["AdaptiveRate", "RateSnapshot", "RateTarget"]
+__all__ = ["KEEPING_UP", "AdaptiveRate", "RateSnapshot", "RateTarget"]
 
 log = logging.getLogger("batchrek.call.rate")
 
@@ -65,7 +65,7 @@ _ACCEPTED_CALLS = 100
 _FELL_SHARE = 0.8
 # The cubic's scale is kept while the ceiling stays within this factor of it.
 _RESCALE = 2.0
-_KEEPING_UP = 0.7  # answers at this share of the rate: the caller keeps up
+KEEPING_UP = 0.7  # answers at this share of the rate: the caller keeps up (call.peers: busy)
 
 
 class RateTarget(Protocol):
@@ -310,7 +310,7 @@ class AdaptiveRate:
     def _keeping_up(self, now: float) -> bool:
         """Whether responses arrive at (most of) the rate: growth is then earned."""
         used = self.used(now)
-        return used is None or used >= _KEEPING_UP * self._rate
+        return used is None or used >= KEEPING_UP * self._rate
 
     def _update(self, now: float) -> None:
         dt = now - self._updated

@@ -38,12 +38,12 @@ from typing import Any
 
 import orjson
 
+from batchrek.call.adaptive import KEEPING_UP
 from batchrek.call.control import RateControl
 
 __all__ = ["PeerNote", "PeerShare"]
 
 _VERSION = 1
-_BUSY = 0.7  # using this share of its rate: busy (as AdaptiveRate's "keeping up")
 _MAX_RATE = 1e5  # req/s: above any Rekognition quota; a note saying more is refused
 
 
@@ -116,7 +116,7 @@ def _use(note: PeerNote, op: str) -> float:
 
 
 def _busy(rate: float, use: float) -> bool:
-    return use >= _BUSY * rate
+    return use >= KEEPING_UP * rate
 
 
 class PeerShare:
