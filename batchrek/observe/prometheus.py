@@ -72,6 +72,19 @@ class _SummaryCollector(Collector):
         yield _gauge("batchrek_elapsed_seconds", "Run duration.", s.get("elapsed_s", 0.0))
         yield _gauge("batchrek_items", "Items read from the manifest.", s.get("items", 0))
         yield _stopped(s.get("stop"))
+        peers = s.get("peers") or {}
+        yield _gauge(
+            "batchrek_peers_sharing",
+            "Processes that shared the quota through notes at once, at most (1: alone).",
+            peers.get("most_at_once", 1),
+        )
+        ledger = s.get("ledger") or {}
+        if ledger:
+            yield _gauge(
+                "batchrek_ledger_caught_up",
+                "Records a stopped run left out of the ledger, indexed from its output.",
+                ledger.get("caught_up", 0),
+            )
         skipped = CounterMetricFamily(
             "batchrek_listing_skipped",
             "Entries a folder, prefix or inventory listing left out, by reason.",

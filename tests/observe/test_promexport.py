@@ -119,6 +119,20 @@ def test_a_stopped_run_says_why_with_its_exit_code(tmp_path: Path) -> None:
     assert _value(samples, "batchrek_stopped", kind="not_a_manifest", exit_code="2") == 1
 
 
+def test_a_process_alone_shares_its_quota_with_nobody(textfile: dict[Any, float]) -> None:
+    assert _value(textfile, "batchrek_peers_sharing") == 1
+    assert not [n for n, _ in textfile if n == "batchrek_ledger_caught_up"]  # no ledger
+
+
+def test_peers_and_the_ledger_catch_up_are_exported(tmp_path: Path) -> None:
+    path = tmp_path / "batchrek.prom"
+    peers = {"where": "s3://b/p/_peers/", "as": "shard-0001", "others": 3, "most_at_once": 4}
+    write_textfile(str(path), {**_summary(), "peers": peers, "ledger": {"caught_up": 17}})
+    samples = _samples(path.read_text())
+    assert _value(samples, "batchrek_peers_sharing") == 4
+    assert _value(samples, "batchrek_ledger_caught_up") == 17
+
+
 def test_textfile_write_leaves_no_temp_file(tmp_path: Path) -> None:
     write_textfile(str(tmp_path / "batchrek.prom"), _summary())
     assert [p.name for p in tmp_path.iterdir()] == ["batchrek.prom"]
