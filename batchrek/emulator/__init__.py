@@ -25,8 +25,9 @@ and dropped connections; all can change while it runs (``/_emulator/config``).
 ``/_emulator/stats`` counts requests by outcome and billable analyses per image.
 
 The account's side can be set the same way, to rehearse failures that concern a
-whole run: access keys it accepts (UnrecognizedClientException otherwise),
-operations the role may not call (AccessDeniedException), and Custom Labels models
+whole run: access keys it accepts (UnrecognizedClientException otherwise), keys
+whose session it calls expired (ExpiredTokenException), operations the role may not
+call (AccessDeniedException), and Custom Labels models
 with their status (``emulator.projects``: DescribeProjects, DescribeProjectVersions,
 ResourceNotFound / ResourceNotReady from DetectCustomLabels). DescribeCollection
 answers for collections.

@@ -112,6 +112,10 @@ class Service:
                 "UnrecognizedClientException",
                 "The security token included in the request is invalid.",
             )
+        if access_key is not None and access_key in self.settings.expired_keys:
+            raise ServiceError(
+                "ExpiredTokenException", "The security token included in the request is expired"
+            )
         if operation in self.settings.denied_operations:
             raise ServiceError(
                 "AccessDeniedException",

@@ -31,7 +31,9 @@ class EmulatorSettings:
 
     The account's side, to rehearse run-level failures: ``access_keys`` (``None``:
     any key is accepted; otherwise a request signed with another access key id gets
-    UnrecognizedClientException), ``denied_operations`` (API names answered with
+    UnrecognizedClientException), ``expired_keys`` (access key ids whose session the
+    service calls expired: ExpiredTokenException, as when a role session ran out before
+    it was renewed), ``denied_operations`` (API names answered with
     AccessDeniedException, as for a role without the permission) and
     ``project_versions`` (the Custom Labels models and their status, see
     ``emulator.projects``).
@@ -50,6 +52,7 @@ class EmulatorSettings:
     drop_rate: float = 0.0
     seed: int = 0
     access_keys: tuple[str, ...] | None = None
+    expired_keys: tuple[str, ...] = ()
     denied_operations: tuple[str, ...] = ()
     project_versions: Mapping[str, str] | None = None
 
@@ -92,11 +95,12 @@ class EmulatorSettings:
         values = dict(changes)
         if "quota_overrides" in values:
             values["quota_overrides"] = dict(values["quota_overrides"] or {})
-        for name in ("access_keys", "denied_operations"):
+        for name in ("access_keys", "expired_keys", "denied_operations"):
             if values.get(name) is not None:
                 values[name] = tuple(values[name])
-        if values.get("denied_operations", ()) is None:
-            values["denied_operations"] = ()
+        for name in ("expired_keys", "denied_operations"):
+            if name in values and values[name] is None:
+                values[name] = ()
         if values.get("project_versions") is not None:
             values["project_versions"] = dict(values["project_versions"])
         try:
@@ -117,7 +121,7 @@ def _jsonable(out: dict[str, Any]) -> dict[str, Any]:
     out["quota_overrides"] = dict(out["quota_overrides"])
     if out.get("project_versions") is not None:
         out["project_versions"] = dict(out["project_versions"])
-    for name in ("access_keys", "denied_operations"):
+    for name in ("access_keys", "expired_keys", "denied_operations"):
         if out.get(name) is not None:
             out[name] = list(out[name])
     return out
@@ -134,6 +138,7 @@ LIVE_FIELDS = frozenset(
         "drop_rate",
         "seed",
         "access_keys",
+        "expired_keys",
         "denied_operations",
         "project_versions",
     }

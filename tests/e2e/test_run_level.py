@@ -202,6 +202,25 @@ def test_access_denied_mid_run_stops_it_and_the_rerun_after_the_fix_finishes(
     assert sorted(emu.analyses("DetectLabels").values()) == [1] * IMAGES
 
 
+def test_credentials_that_expire_and_cannot_be_refreshed_stop_the_run_with_exit_2(
+    tmp_path: Path, emu: EmulatorHandle, s3: S3Bed
+) -> None:
+    """Static keys (the test bed's environment) whose session the service calls
+    expired: the forced refresh has nothing to renew, so the run stops and says to
+    renew them, rather than recording every image as an error."""
+    try:
+        ended = _stopped_mid_run(tmp_path, emu, s3, lambda: emu.configure(expired_keys=["testing"]))
+    finally:
+        emu.configure(expired_keys=[])
+    assert ended["code"] == 2, ended["stderr"]
+    last = _last_line(ended["stderr"])
+    assert "the session credentials expired and cannot be refreshed" in last
+    assert "renew them" in last
+    assert _no_permanent_record_of(ended["records"], "ExpiredTokenException")
+    assert {r["status"] for r in ended["records"]} == {"ok"}
+    _ends_like_every_stop(ended)
+
+
 def test_credentials_refused_mid_run_stop_it_with_exit_2(
     tmp_path: Path, emu: EmulatorHandle, s3: S3Bed
 ) -> None:
