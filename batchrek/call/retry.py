@@ -112,20 +112,10 @@ RETRYABLE_CODES = (
         }
     )
 )
-# Listed so that a 5xx status can never turn one of these into a retry.
-PERMANENT_CODES = frozenset(
+# Credentials the service does not accept, and answers about the whole account or
+# resource: both permanent for an image and the same for every image of the run.
+_REFUSED_CREDENTIALS = frozenset(
     {
-        "InvalidImageFormatException",
-        "ImageTooLargeException",
-        "InvalidS3ObjectException",
-        "InvalidParameterException",
-        "AccessDeniedException",
-        "ResourceNotFoundException",
-        "ResourceNotReadyException",
-        "LimitExceededException",
-        "ServiceQuotaExceededException",
-        "HumanLoopQuotaExceededException",
-        "ValidationException",
         "UnrecognizedClientException",
         "InvalidClientTokenId",
         "InvalidSignatureException",
@@ -135,18 +125,8 @@ PERMANENT_CODES = frozenset(
         "MissingAuthenticationTokenException",
     }
 )
-# The same answer would come for every image of the run: stop it (see the module doc).
-RUN_CODES = frozenset(
+_ACCOUNT_WIDE = frozenset(
     {
-        "NoCredentials",
-        "CredentialsUnavailable",
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "InvalidSignatureException",
-        "IncompleteSignature",
-        "IncompleteSignatureException",
-        "MissingAuthenticationToken",
-        "MissingAuthenticationTokenException",
         "AccessDeniedException",
         "ResourceNotFoundException",
         "ResourceNotReadyException",
@@ -154,6 +134,24 @@ RUN_CODES = frozenset(
         "ServiceQuotaExceededException",
         "HumanLoopQuotaExceededException",
     }
+)
+# Listed so that a 5xx status can never turn one of these into a retry.
+PERMANENT_CODES = (
+    frozenset(
+        {
+            "InvalidImageFormatException",
+            "ImageTooLargeException",
+            "InvalidS3ObjectException",
+            "InvalidParameterException",
+            "ValidationException",
+        }
+    )
+    | _ACCOUNT_WIDE
+    | _REFUSED_CREDENTIALS
+)
+# The same answer would come for every image of the run: stop it (see the module doc).
+RUN_CODES = (
+    frozenset({"NoCredentials", "CredentialsUnavailable"}) | _REFUSED_CREDENTIALS | _ACCOUNT_WIDE
 )
 # Retryable, but about the request rate or a timeout the client chose, not the endpoint.
 _NOT_OUTAGE = frozenset({"HTTP429", "HTTP408"})
