@@ -416,12 +416,42 @@ def _self_usage() -> dict[str, float]:
     }
 
 
+class _Measured:
+    """Around a child's run: its wall time, this process's CPU, and the CPU of the
+    process and its children (the fields every child reports)."""
+
+    def __enter__(self) -> _Measured:
+        self._before = _self_usage()
+        self._t0, self._c0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._t0
+        self.cpu = time.process_time() - self._c0
+        self._after = _self_usage()
+
+    def report(self) -> dict[str, float]:
+        return {
+            "run_wall_s": self.wall,
+            "run_cpu_s": self.cpu,
+            "run_cpu_all_s": self._after["cpu_s"] - self._before["cpu_s"],
+            "maxrss_mib": self._after["maxrss_mib"],
+        }
+
+
+def _count_error(errors: dict[str, int], exc: BaseException) -> None:
+    """One failed call, counted by its AWS error code (or its exception type)."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    key = code or type(exc).__name__
+    errors[key] = errors.get(key, 0) + 1
+
+
 def _child_batchrek(spec: dict[str, Any]) -> dict[str, Any]:
     """batchrek through the library: ``load_settings`` then ``run_batch``."""
     import anyio
 
+    from batchrek import RunOutcome, run_batch
     from batchrek.config import load_settings
-    from batchrek.run.pipeline import RunOutcome, run_batch
 
     flags = {
         "manifest": spec["manifest"],
@@ -456,17 +486,20 @@ def _child_batchrek(spec: dict[str, Any]) -> dict[str, Any]:
             tg.cancel_scope.cancel()
         return outcome
 
-    before = _self_usage()
-    t0, c0 = time.perf_counter(), time.process_time()
     t0_wall = time.time()
     profile_text = ""
+    with _Measured() as measured:
+        if spec.get("profile"):
+            import cProfile
+
+            prof = cProfile.Profile()
+            outcome = prof.runcall(anyio.run, main)
+        else:
+            outcome = anyio.run(main)
     if spec.get("profile"):
-        import cProfile
         import io
         import pstats
 
-        prof = cProfile.Profile()
-        outcome = prof.runcall(anyio.run, main)
         buf = io.StringIO()
         stats = pstats.Stats(prof, stream=buf).strip_dirs()
         top = int(spec.get("profile_top", 15))
@@ -475,17 +508,10 @@ def _child_batchrek(spec: dict[str, Any]) -> dict[str, Any]:
         buf.write("== by own (self) time ==\n")
         stats.sort_stats("tottime").print_stats(top)
         profile_text = buf.getvalue()
-    else:
-        outcome = anyio.run(main)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    after = _self_usage()
     s = outcome.summary
     op = s["by_operation"].get("detect_labels", {})
     return {
-        "run_wall_s": wall,
-        "run_cpu_s": cpu,
-        "run_cpu_all_s": after["cpu_s"] - before["cpu_s"],
-        "maxrss_mib": after["maxrss_mib"],
+        **measured.report(),
         "started_at": t0_wall,
         "ended_at": time.time(),
         "interrupted": outcome.interrupted,
@@ -572,22 +598,14 @@ def _child_aioloop(spec: dict[str, Any]) -> dict[str, Any]:
                         await client.detect_labels(Image={"Bytes": data})
                         ok += 1
                     except Exception as exc:
-                        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-                        key = code or type(exc).__name__
-                        errors[key] = errors.get(key, 0) + 1
+                        _count_error(errors, exc)
 
             await asyncio.gather(*(worker() for _ in range(workers)))
 
-    before = _self_usage()
-    t0, c0 = time.perf_counter(), time.process_time()
-    asyncio.run(main())
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    after = _self_usage()
+    with _Measured() as measured:
+        asyncio.run(main())
     return {
-        "run_wall_s": wall,
-        "run_cpu_s": cpu,
-        "run_cpu_all_s": after["cpu_s"] - before["cpu_s"],
-        "maxrss_mib": after["maxrss_mib"],
+        **measured.report(),
         "items": len(items),
         "ok": ok,
         "failed": sum(errors.values()),
@@ -622,26 +640,17 @@ def _child_pool(spec: dict[str, Any]) -> dict[str, Any]:
         response: dict[str, Any] = client.detect_labels(Image={"Bytes": data})
         return response
 
-    before = _self_usage()
-    t0, c0 = time.perf_counter(), time.process_time()
     results: list[dict[str, Any]] = []
     errors: dict[str, int] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with _Measured() as measured, ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(analyse, path): item_id for item_id, path in items}
         for future in as_completed(futures):
             try:
                 results.append({"id": futures[future], "response": future.result()})
             except Exception as exc:
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-                key = code or type(exc).__name__
-                errors[key] = errors.get(key, 0) + 1
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    after = _self_usage()
+                _count_error(errors, exc)
     return {
-        "run_wall_s": wall,
-        "run_cpu_s": cpu,
-        "run_cpu_all_s": after["cpu_s"] - before["cpu_s"],
-        "maxrss_mib": after["maxrss_mib"],
+        **measured.report(),
         "items": len(items),
         "ok": len(results),
         "failed": sum(errors.values()),
