@@ -41,15 +41,18 @@ class Answers:
         """Seconds of [start, end] inside the last pause."""
         return max(0.0, min(end, self.pause[1]) - max(start, self.pause[0]))
 
+    def _unpaused(self, since: float, now: float) -> float:
+        return now - since - self.paused(since, now)
+
     def per_second(self, since: float, now: float) -> float:
         """Answers (accepted or throttled) per second from ``since`` to ``now``, not
         counting a pause."""
-        return sum(self.since(since)) / max(now - since - self.paused(since, now), 1e-9)
+        return sum(self.since(since)) / max(self._unpaused(since, now), 1e-9)
 
     def accepted_rate(self, since: float, now: float) -> float | None:
         """Accepted calls per second from ``since`` to ``now``, not counting a pause;
         None when fewer than 5 were (too few to measure)."""
-        span = now - since - self.paused(since, now)
+        span = self._unpaused(since, now)
         count = _count_since(self._ok, since)
         if count < 5 or span <= 0:
             return None

@@ -144,7 +144,7 @@ class PeerShare:
         self._clock = clock
         self._stale_s = stale_s
         self._seq = first_seq
-        self._seen: dict[str, _Seen] = {}
+        self._notes: dict[str, _Seen] = {}
         self._active: dict[str, PeerNote] = {}
         self.seen: set[str] = set()  # every peer ever live beside this one
         self.most = 1  # the most processes seen sharing the quota at once
@@ -173,16 +173,16 @@ class PeerShare:
         for n in notes:
             if n.peer == self.me or n.scope != self.scope:
                 continue
-            was = self._seen.get(n.peer)
+            was = self._notes.get(n.peer)
             if was is None:
-                self._seen[n.peer] = _Seen(n, changed=now, live=False)
+                self._notes[n.peer] = _Seen(n, changed=now, live=False)
             elif n.seq != was.note.seq:
-                self._seen[n.peer] = _Seen(n, changed=now, live=True)
-        for peer in [p for p, s in self._seen.items() if now - s.changed > 10 * self._stale_s]:
-            del self._seen[peer]  # long gone: forget it
+                self._notes[n.peer] = _Seen(n, changed=now, live=True)
+        for peer in [p for p, s in self._notes.items() if now - s.changed > 10 * self._stale_s]:
+            del self._notes[peer]  # long gone: forget it
         active = {
             p: s.note
-            for p, s in self._seen.items()
+            for p, s in self._notes.items()
             if s.live and not s.note.done and now - s.changed <= self._stale_s
         }
         gone = [self._active[p] for p in self._active.keys() - active.keys()]
