@@ -30,8 +30,8 @@ from batchrek.ledger._segments import (
     as_segment,
     load_local_segments,
     load_s3_segments,
-    new_segment_name,
 )
+from batchrek.ledger._stamp import new_segment_name, new_stamp, newest_stamp
 
 __all__ = ["LedgerRun", "load_index", "open_ledger", "repair_torn_tail"]
 
@@ -78,11 +78,13 @@ async def open_ledger(
     segments = await _load_segments(uri, s3)
     index = await anyio.to_thread.run_sync(LedgerIndex.build, segments)
     load_s = time.perf_counter() - started
+    # After every segment loaded, whatever this machine's clock says (see ``_stamp``).
+    stamp = new_stamp(newest_stamp(s.name for s in segments))
     segment: SegmentWriter
     if uri.startswith("s3://"):
-        segment = S3SegmentWriter(s3, uri, shard=shard)
+        segment = S3SegmentWriter(s3, uri, shard=shard, stamp=stamp)
     else:
-        segment = LocalSegmentWriter(uri, new_segment_name(shard))
+        segment = LocalSegmentWriter(uri, new_segment_name(shard, stamp=stamp))
     caught = CatchUp()
     if output is not None:
         try:

@@ -2,9 +2,10 @@
 
 A segment is two files named alike: ``<name>.entries`` (32-byte entries, appended)
 and ``<name>.outputs`` (the outputs its entries point into, one URI a line).
-``<name>`` is ``seg-<run stamp>-<shard>-<seq>``: the UTC time first, so names sort by
-age, and one writer per (run, shard), so shards running at once never share a file
-and a new night never rewrites an old segment. The union of all segments is the
+``<name>`` is ``seg-<run stamp>-<shard>-<seq>``: the run stamp first (``_stamp``: UTC
+time, never before the newest segment the run loaded), so names sort by age, and one
+writer per (run, shard), so shards running at once never share a file and a new night
+never rewrites an old segment. The union of all segments is the
 ledger.
 
 Order of durability (what makes a kill at any moment safe):
@@ -29,8 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +40,7 @@ import anyio
 from batchrek.clock import Clock, SystemClock
 from batchrek.ledger._entry import pack_entry
 from batchrek.ledger._index import Segment, parse_outputs
+from batchrek.ledger._stamp import new_segment_name, new_stamp
 from batchrek.safefile import fsync_dir, write_all
 
 __all__ = [
@@ -75,15 +75,6 @@ class SegmentWriter(Protocol):
         """Make every entry appended so far durable now (an S3 chunk is written)."""
 
     async def aclose(self) -> None: ...
-
-
-def new_stamp() -> str:
-    """UTC time first, so segments sort by age; a random tail keeps runs apart."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + secrets.token_hex(3)
-
-
-def new_segment_name(shard: int, seq: int = 0, *, stamp: str | None = None) -> str:
-    return f"seg-{stamp or new_stamp()}-{shard:04d}-{seq:06d}"
 
 
 def parse_ledger_uri(uri: str) -> tuple[str, str]:
