@@ -84,10 +84,14 @@ class S3Client(Protocol):
 
 
 def new_run_stamp() -> str:
-    """UTC time first, so part files sort by run; a random tail keeps runs apart."""
+    """UTC time to the microsecond first, so part files sort by run (two runs a
+    second apart no longer sort by their tails); a random tail keeps runs apart.
+    Letters and digits only: part names are matched by ``[0-9A-Za-z]+``."""
     # A naming stamp read off the wall clock, never a duration: it stays on ``time``
     # rather than ``batchrek.clock`` (whose monotonic time has no calendar meaning).
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + secrets.token_hex(3)
+    second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(second)) + f"{micro:06d}Z"
+    return stamp + secrets.token_hex(3)
 
 
 def shard_label(shard: int | str) -> str:
