@@ -76,6 +76,7 @@ __all__ = [
     "EXIT_OUTPUT_FAILED",
     "EXIT_USAGE",
     "STOPS_A_RUN",
+    "STOPS_THE_RUN",
     "BatchrekError",
     "ConfigError",
     "ItemError",
@@ -160,6 +161,9 @@ class ServiceOutage(RunStopped):
 
 # What stops a run on its own, with its exit code: a run-level failure or the output.
 StopsTheRun = RunStopped | OutputFailed
+# The same as a tuple, for ``except``: a call or an item that meets one of these is
+# not done (no record); the run stops instead.
+STOPS_THE_RUN = (RunStopped, OutputFailed)
 
 
 class ItemError(BatchrekError):

@@ -42,8 +42,9 @@ The retry loop is tenacity's ``AsyncRetrying`` with three batchrek choices:
 - a per-item deadline measured on the injected ``Clock``: no back-off sleep starts
   that would end past it,
 - permanent errors end the loop after one attempt; the loop never raises for an
-  ``Exception``, it returns an ``Outcome`` (cancellation and ``RunStopped``, which
-  ends the whole run rather than this call, still propagate).
+  ``Exception``, it returns an ``Outcome`` (cancellation and a run-stopping error,
+  ``errors.STOPS_THE_RUN``, which ends the whole run rather than this call, still
+  propagate).
 
 botocore must not retry underneath it (see ``botocore_config_kwargs``).
 """
@@ -60,7 +61,7 @@ import botocore.exceptions as bex
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result
 
 from batchrek.clock import Clock
-from batchrek.errors import ItemError, RunStopped
+from batchrek.errors import STOPS_THE_RUN, ItemError
 from batchrek.models import ErrorInfo
 
 __all__ = [
@@ -323,7 +324,9 @@ async def call_with_retry(
         attempts += 1
         try:
             return _Ok(await fn())
-        except RunStopped:  # the whole run stops: not this call's outcome
+        # The whole run stops (a run-level answer, or the output failed and the halt
+        # refuses new attempts): not this call's outcome, so never a record.
+        except STOPS_THE_RUN:
             raise
         except Exception as exc:  # cancellation is a BaseException and propagates
             last = classify(exc)

@@ -23,7 +23,7 @@ from typing import TypeVar, cast
 from batchrek.call.breaker import Breakers, CircuitBreaker
 from batchrek.call.retry import RetryPolicy, call_with_retry, classify, is_outage
 from batchrek.clock import Clock
-from batchrek.errors import RunStopped
+from batchrek.errors import STOPS_THE_RUN
 
 __all__ = ["TransientRetry", "guarded"]
 
@@ -36,7 +36,7 @@ async def guarded(breaker: CircuitBreaker, fn: Callable[[], Awaitable[T]]) -> T:
         probe = await breaker.admit()
         try:
             value = await fn()
-        except RunStopped:
+        except STOPS_THE_RUN:
             breaker.abandoned(probe=probe)
             raise
         except Exception as exc:

@@ -13,7 +13,9 @@ Nothing here reads botocore errors: ``call.classify`` translates every exception
 an ``ErrorInfo`` first. A failure that says the whole run is wrong (``call.RunGuard``)
 or an outage past its timeout (the breaker) is ``RunStopped``: the item gets no
 record (a rerun does it), ``Halt`` tells the run, which stops taking work, and no
-further attempt starts once the run is stopping. The run's preflight checks
+further attempt starts once the run is stopping: the halt's error (``RunStopped``, or
+``OutputFailed`` from a stalled upload) is raised instead, and an item that meets it
+gets no record either. The run's preflight checks
 (``call.preflight``) run once, when the first call is about to be made: a rerun with
 nothing left to do, or a manifest that cannot be read, calls nothing at all.
 """
@@ -48,7 +50,7 @@ from batchrek.call import (
     trim_response,
 )
 from batchrek.clock import Clock
-from batchrek.errors import RunStopped, forget_frames
+from batchrek.errors import STOPS_THE_RUN, RunStopped, forget_frames
 from batchrek.ledger import Check, Identity, Ledger, Verdict, identify
 from batchrek.models import ErrorInfo, ImageInput, Item, Oversize, Result
 from batchrek.observe import RunMetrics
@@ -165,7 +167,10 @@ class ItemWorker:
                 self.metrics.record_result(result, self.clock.monotonic() - started)
                 await streams.send(out, result)
             self.metrics.item_finished()
-        except RunStopped as stop:  # no record: the pair is not done, a rerun does it
+        # No record: the pair is not done, a rerun does it. That includes the output
+        # failing mid-run: the halt then refuses new attempts with ``OutputFailed``,
+        # which must never be written as this image's (permanent) error.
+        except STOPS_THE_RUN as stop:
             self.halt(stop)
         finally:
             if owner and key is not None and deduper is not None:
@@ -189,7 +194,7 @@ class ItemWorker:
         item = prep.item
         try:
             inp = await prep.input_for(op.limits)
-        except RunStopped:
+        except STOPS_THE_RUN:
             raise
         except Exception as exc:
             forget_frames(exc)  # they hold the image bytes (errors.forget_frames)
@@ -205,7 +210,7 @@ class ItemWorker:
         ):
             try:
                 inp = await prep.bytes_for(op.limits)
-            except RunStopped:
+            except STOPS_THE_RUN:
                 raise
             except Exception as exc:
                 forget_frames(exc)

@@ -25,7 +25,7 @@ from batchrek.call.retry import (
     needs_credential_refresh,
 )
 from batchrek.clock import FakeClock
-from batchrek.errors import ItemError
+from batchrek.errors import ItemError, OutputFailed, RunStopped
 from batchrek.models import ErrorInfo
 
 RETRYABLE = [
@@ -230,6 +230,20 @@ async def test_permanent_error_returns_after_one_attempt() -> None:
     fn, _ = failing([BAD_IMAGE])
     outcome = await call_with_retry(fn, RetryPolicy(), clock=clock)
     assert (outcome.error, outcome.attempts, clock.slept) == (classify(BAD_IMAGE), 1, [])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "stop", [RunStopped("denied"), OutputFailed("s3://b/p", RuntimeError("SlowDown"))]
+)
+async def test_a_run_stop_is_raised_never_returned_as_the_calls_outcome(
+    stop: RunStopped | OutputFailed,
+) -> None:
+    # An outcome would become this image's error record, and a rerun would skip it.
+    fn, calls = failing([THROTTLE, stop])
+    with pytest.raises(type(stop)):
+        await call_with_retry(fn, RetryPolicy(), clock=FakeClock())
+    assert len(calls) == 2
 
 
 @pytest.mark.anyio

@@ -8,7 +8,7 @@ import pytest
 from batchrek.call import Breakers, BreakerSettings, CircuitBreaker, TransientRetry, guarded
 from batchrek.call.retry import RetryPolicy
 from batchrek.clock import FakeClock
-from batchrek.errors import ItemError, RunStopped, ServiceOutage
+from batchrek.errors import ItemError, OutputFailed, RunStopped, ServiceOutage
 from tests.call.test_retry import failing, raw_client_error
 
 pytestmark = pytest.mark.anyio
@@ -34,10 +34,15 @@ async def test_a_failure_below_the_threshold_is_raised_to_the_caller() -> None:
         await guarded(b, fn)
 
 
-async def test_a_run_stop_passes_through_and_leaves_the_breaker_alone() -> None:
+@pytest.mark.parametrize(
+    "stop", [RunStopped("stop"), OutputFailed("s3://b/p", RuntimeError("SlowDown"))]
+)
+async def test_a_run_stop_passes_through_and_leaves_the_breaker_alone(
+    stop: RunStopped | OutputFailed,
+) -> None:
     b = CircuitBreaker("s3", SETTINGS, clock=FakeClock())
-    fn, _ = failing([RunStopped("stop")])
-    with pytest.raises(RunStopped):
+    fn, _ = failing([stop])
+    with pytest.raises(type(stop)):
         await guarded(b, fn)
     assert b.state == "closed"
 

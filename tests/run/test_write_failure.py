@@ -20,6 +20,7 @@ from batchrek.emulator import EmulatorHandle
 from batchrek.errors import OutputFailed
 from batchrek.run import run_batch
 from batchrek.run import services as services_module
+from batchrek.run.halt import Halt
 from batchrek.runner import run_from_settings
 from tests.e2e.production import image_manifest
 
@@ -139,3 +140,50 @@ async def test_metrics_that_cannot_be_written_go_to_stdout_with_exit_74(
     code = await run_from_settings(settings)
     out, err = capsys.readouterr()
     assert (code, orjson.loads(out)["ok"], "cannot write the metrics" in err) == (74, 200, True)
+
+
+class StalledUpload:
+    """An S3 output whose upload stalled: every record still lands (in the spool), and
+    the first one trips the run's halt with ``OutputFailed``, as the sink's stall
+    reporter does."""
+
+    def __init__(self, halts: list[Halt]) -> None:
+        self.halts = halts
+        self.records: list[dict[str, Any]] = []
+
+    async def write(self, record: bytes) -> None:
+        self.records.append(orjson.loads(record))
+        self.halts[-1](OutputFailed("s3://b/out/part-1.jsonl", RuntimeError("SlowDown")))
+
+    async def flush(self, *, durable: bool = False) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_stall_writes_no_record_for_a_pair_it_did_not_bill(
+    tmp_path: Path, emu: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The regression: the halt refuses new attempts by raising its error, and an
+    # ``OutputFailed`` was classified as this image's permanent InternalClientError:
+    # a record a rerun took as done, so those images were never analysed.
+    halts: list[Halt] = []
+    init = Halt.__init__
+
+    def remembered(self: Halt) -> None:
+        init(self)
+        halts.append(self)
+
+    monkeypatch.setattr(Halt, "__init__", remembered)
+    sink = StalledUpload(halts)
+    monkeypatch.setattr(services_module, "JsonlFileSink", lambda *a, **k: sink)
+    settings = dataclasses.replace(
+        _settings(tmp_path, emu), operations=("detect_labels", "detect_text")
+    )
+    outcome = await run_batch(settings)
+    billed = sum(sum(c.values()) for c in emu.stats()["analyses"].values())
+    assert (type(outcome.error), outcome.exit_code) == (OutputFailed, 74)
+    assert [r for r in sink.records if r["status"] != "ok"] == []
+    assert len(sink.records) == billed
+    assert outcome.summary["failed"] == 0
