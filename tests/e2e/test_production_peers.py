@@ -11,6 +11,7 @@ never timed here.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from batchrek.emulator import EmulatorHandle
 from batchrek.run.peers import peer_name
 from tests.conftest import S3Bed
 from tests.e2e.clirun import read_records, run_args
-from tests.e2e.production import Child, distinct_images, exactly_once, write_jsonl
+from tests.e2e.production import Child, distinct_images, exactly_once, wait_until, write_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +32,7 @@ IMAGES = 80
 QUOTA = 20  # TPS, the emulator's; the processes are not told
 OP = "detect_labels"
 FAST_NOTES = {"BATCHREK_PEER_INTERVAL_S": "0.5"}  # a run of a few seconds
+HOLD_MS = 3000
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,11 @@ def _run_shards(emulator: EmulatorHandle, s3: S3Bed, folder: Path, output: str, 
     )
     common = run_args(manifest, output, emulator.endpoint_url, s3.endpoint_url)
     emulator.reset(settings=True)
-    emulator.configure(latency_ms=20, quota_tps=QUOTA)
+    # Held at first: the processes must overlap to see each other, and on a loaded
+    # machine one can start a second or two after another has finished a short run.
+    # Every call takes HOLD_MS until all have said they share and a few notes have
+    # gone by; then the run goes at its normal pace.
+    emulator.configure(latency_ms=HOLD_MS, quota_tps=QUOTA)
     children = [
         Child(
             [*common, "--shard-index", str(i), "--shard-count", str(shards)],
@@ -58,6 +64,12 @@ def _run_shards(emulator: EmulatorHandle, s3: S3Bed, folder: Path, output: str, 
         for i in range(shards)
     ]
     try:
+        wait_until(
+            lambda: all("peers: sharing the quota" in c.stderr() for c in children),
+            timeout_s=60,
+        )
+        time.sleep(1.5)  # three notes each
+        emulator.configure(latency_ms=20)
         codes = [child.wait(120) for child in children]
     finally:
         for child in children:
