@@ -19,7 +19,12 @@ import os
 
 from batchrek.output.resume.file import load_file_resume
 from batchrek.output.resume.redo import normalize_redo, redo_codes
-from batchrek.output.resume.s3 import list_parts, load_s3_resume, read_object
+from batchrek.output.resume.s3 import (
+    abort_stale_uploads,
+    list_parts,
+    load_s3_resume,
+    read_object,
+)
 from batchrek.output.resume.scan import RedoFailed, ResumeIndex, ResumeState, pair_key
 from batchrek.output.s3parts import S3Client
 from batchrek.s3uri import is_s3_uri
@@ -28,6 +33,7 @@ __all__ = [
     "RedoFailed",
     "ResumeIndex",
     "ResumeState",
+    "abort_stale_uploads",
     "list_parts",
     "load_file_resume",
     "load_resume",

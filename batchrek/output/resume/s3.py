@@ -34,7 +34,7 @@ from batchrek.output.resume.scan import (
 from batchrek.output.s3parts import S3Client, S3PartSink, new_run_stamp, part_shard, shard_label
 from batchrek.s3uri import parse_s3_prefix
 
-__all__ = ["list_parts", "load_s3_resume", "read_object"]
+__all__ = ["abort_stale_uploads", "list_parts", "load_s3_resume", "read_object"]
 
 
 async def load_s3_resume(
@@ -138,6 +138,16 @@ async def read_object(
             yield bytes(buf)
     finally:
         body.close()
+
+
+async def abort_stale_uploads(client: S3Client, uri: str, *, shard: int | str | None) -> int:
+    """The part-file uploads a killed run of this shard left open, aborted (they are
+    billed as storage until then). A ledger run calls this itself, as it never loads
+    the resume; ``shard=None``: every part upload under the prefix (one writer).
+    Only safe before this run uploads anything, after the spool was recovered."""
+    bucket, prefix = parse_s3_prefix(uri)
+    label = None if shard is None else shard_label(shard)
+    return await _abort_stale_uploads(client, bucket, prefix, label)
 
 
 async def _abort_stale_uploads(
