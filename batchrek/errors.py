@@ -69,6 +69,8 @@ memory addresses), and so does every log line (``observe.logs.ScrubFilter``).
 
 from __future__ import annotations
 
+from typing import get_args
+
 from batchrek.models import ErrorInfo
 
 __all__ = [
@@ -162,8 +164,9 @@ class ServiceOutage(RunStopped):
 # What stops a run on its own, with its exit code: a run-level failure or the output.
 StopsTheRun = RunStopped | OutputFailed
 # The same as a tuple, for ``except``: a call or an item that meets one of these is
-# not done (no record); the run stops instead.
-STOPS_THE_RUN = (RunStopped, OutputFailed)
+# not done (no record); the run stops instead. (``STOPS_A_RUN`` below is wider: what
+# the CLI turns into a one-line message and an exit code.)
+STOPS_THE_RUN: tuple[type[RunStopped | OutputFailed], ...] = get_args(StopsTheRun)
 
 
 class ItemError(BatchrekError):

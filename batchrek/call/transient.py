@@ -10,8 +10,8 @@ https GET of sources (``prepare.Fetcher``) and the part uploads of an S3 output
 5xx, connection errors, timeouts) with the call policy's jittered back-off
 (``call_with_retry``, tenacity), behind the endpoint's breaker, and re-raises the
 last exception unchanged when it gives up, so the caller's own error boundary
-translates it as before. ``RunStopped`` (an outage past ``outage_timeout_s``)
-propagates as itself.
+translates it as before. A run-stopping error (``errors.STOPS_THE_RUN``: an outage
+past ``outage_timeout_s``, or the output failed) propagates as itself.
 """
 
 from __future__ import annotations

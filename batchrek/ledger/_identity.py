@@ -70,6 +70,8 @@ async def head_identity(s3: Any, ref: S3Ref) -> Identity | None:
     try:
         head = await s3.head_object(**kwargs)
     except Exception:  # missing, forbidden, unreachable: decided by the real read
+        # (A run-stopping error swallowed here is raised again by that read or by the
+        # next attempt, before any record: the item gets none.)
         return None
     etag, size = head.get("ETag"), head.get("ContentLength")
     if not isinstance(etag, str) or not isinstance(size, int):

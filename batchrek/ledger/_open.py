@@ -43,6 +43,15 @@ class LedgerRun:
     ledger: Ledger
     segment: SegmentWriter
     load_s: float
+    # This run's stamp: after every segment loaded (``_stamp``). An S3 output's part
+    # files take it too (``part_stamp``), so tonight's parts sort after last night's
+    # even on a pod whose clock is behind (the export reads them in name order).
+    stamp: str = ""
+
+    @property
+    def part_stamp(self) -> str:
+        """The stamp in a part file's alphabet (letters and digits)."""
+        return self.stamp.replace(".", "")
 
 
 # Sorts after every "seg-..." name: the catch-up's entries are newer than all loaded.
@@ -104,7 +113,7 @@ async def open_ledger(
     del segments
     ledger = Ledger(index, ops, RecordReader(s3))
     ledger.caught_up = caught
-    return LedgerRun(ledger, segment, load_s)
+    return LedgerRun(ledger, segment, load_s, stamp)
 
 
 def repair_torn_tail(path: str) -> int:

@@ -13,7 +13,9 @@ bill those pairs again. So a stamp is never at or before the newest segment the 
 loaded: ``max(now, newest + 1 us)``, as a Lamport clock orders events.
 
 Names written before the microseconds (``...T201117Zab12cd``) are read as the end of
-their second, so a new name in the same second still sorts after them.
+their second. By string a new name of the same second would sort before one of them
+(``.`` < ``Z``), so a run that loaded one takes the next second: ``new_stamp`` keeps
+string order and time order the same.
 """
 
 from __future__ import annotations

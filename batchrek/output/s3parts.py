@@ -14,7 +14,8 @@ object appears whole or not at all, so a part FILE is the unit of durability:
 A killed run leaves its open multipart upload behind (storage billed, invisible to
 listings). The next run's resume (``batchrek.output.resume.s3``) aborts the part-file
 uploads under the prefix (of its shard) before writing, and compacts superseded
-records into new part files; a bucket lifecycle rule ``AbortIncompleteMultipartUpload``
+records into new part files; a ledger run, which never loads the resume, aborts its
+shard's (``abort_stale_uploads``); a bucket lifecycle rule ``AbortIncompleteMultipartUpload``
 is the backstop for prefixes never rerun.
 
 Every S3 call goes through the injected ``retry`` (the run gives

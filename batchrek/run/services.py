@@ -231,9 +231,9 @@ class Services:
             # The resume would abort the uploads a killed run left open; a ledger run
             # never loads it, so it does that part itself (their records are in the
             # spool, recovered above, or are billed again: never lost).
-            aborted = await abort_stale_uploads(
-                s3, output, shard=(settings.shard_index or 0) if sharded else None
-            )
+            # Its own shard's only, even unsharded: a part another shard label wrote
+            # is that shard's to abort (its own rerun does).
+            aborted = await abort_stale_uploads(s3, output, shard=settings.shard_index or 0)
             if aborted:
                 log.info("aborted %d part upload(s) a stopped run left open", aborted)
         resume: ResumeState | None = None
@@ -253,6 +253,7 @@ class Services:
                 output,
                 shard=settings.shard_index or 0,
                 part_records=settings.part_records,
+                run_stamp=ledger_run.part_stamp if ledger_run is not None else None,
                 part_seconds=settings.part_seconds,
                 clock=clock,
                 retry=retry,

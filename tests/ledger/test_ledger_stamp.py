@@ -18,10 +18,13 @@ from batchrek.ledger import (
     DurableRecord,
     LedgerIndex,
     LocalSegmentWriter,
+    Segment,
     load_local_segments,
     open_ledger,
+    pack_entry,
 )
 from batchrek.ledger._stamp import new_segment_name, new_stamp, newest_stamp, stamp_micros
+from batchrek.output.s3parts import new_run_stamp
 
 NOW_NS = calendar.timegm((2026, 11, 27, 20, 11, 17, 0, 0, 0)) * 10**9 + 250_000_000
 
@@ -83,3 +86,27 @@ async def test_a_run_after_a_segment_from_a_fast_clock_still_has_the_newest_entr
     await run.segment.aclose()
     index = LedgerIndex.build(await load_local_segments(ledger))
     assert (len(index), index.content_of(7)) == (1, 222)
+
+
+def test_after_an_older_name_of_the_same_second_the_index_takes_the_new_entry() -> None:
+    older = Segment("seg-20261127T201117Zab12cd-0000-000000", ["o"], pack_entry(7, 111, 0, 0, 10))
+    name = new_segment_name(0, stamp=new_stamp(newest_stamp([older.name]), now_ns=NOW_NS))
+    newer = Segment(name, ["o"], pack_entry(7, 222, 0, 0, 10))
+    assert LedgerIndex.build([newer, older]).content_of(7) == 222
+
+
+@pytest.mark.anyio
+async def test_a_ledger_runs_part_files_take_its_stamp_after_a_fast_clocks_segments(
+    tmp_path: Path,
+) -> None:
+    ledger = tmp_path / "ledger"
+    ahead = new_stamp(now_ns=time.time_ns() + 86_400 * 10**9)
+    old = LocalSegmentWriter(ledger, new_segment_name(0, stamp=ahead))
+    await old.append([DurableRecord(7, 111, "s3://b/out/part-x-0000-000000.jsonl", 0, 10)])
+    await old.aclose()
+    ops = build_operations(["detect_labels"], {})
+    run = await open_ledger(str(ledger), s3=None, ops=ops, shard=0)
+    await run.segment.aclose()
+    # The fast pod wrote its parts as ``ahead``; this run's sort after them.
+    assert run.part_stamp.isalnum()
+    assert run.part_stamp > ahead.replace(".", "") > new_run_stamp()

@@ -11,7 +11,7 @@ import pytest
 
 from batchrek.clock import FakeClock
 from batchrek.errors import OutputFailed
-from batchrek.output import S3PartSink, load_resume
+from batchrek.output import S3PartSink, abort_stale_uploads, load_resume
 from batchrek.output import s3parts as s3sink
 from batchrek.output.resume import s3 as resume_s3
 from batchrek.output.s3parts import MIN_PART_BYTES, new_run_stamp
@@ -219,6 +219,26 @@ async def test_resume_aborts_the_stale_upload_for_good(client: Any, s3: S3Bed, u
     bucket, prefix = parse_s3_prefix(uri)
     listed = s3.client().list_multipart_uploads(Bucket=bucket, Prefix=prefix)
     assert listed.get("Uploads", []) == []
+
+
+async def test_aborting_stale_uploads_takes_only_this_shards_part_files(
+    client: Any, s3: S3Bed, uri: str
+) -> None:
+    bucket, prefix = parse_s3_prefix(uri)
+    raw = s3.client()
+    stamp = new_run_stamp()
+    for key in (
+        f"part-{stamp}-0000-000001.jsonl",
+        f"part-{stamp}-0001-000001.jsonl",  # another shard's: its own rerun aborts it
+        "notes/big-upload.bin",  # not a part file of ours
+    ):
+        raw.create_multipart_upload(Bucket=bucket, Key=prefix + key)
+    aborted = await abort_stale_uploads(client, uri, shard=0)
+    left = raw.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+    assert (aborted, sorted(u["Key"][len(prefix) :] for u in left)) == (
+        1,
+        ["notes/big-upload.bin", f"part-{stamp}-0001-000001.jsonl"],
+    )
 
 
 async def test_a_failed_upload_fails_the_sink(uri: str) -> None:
