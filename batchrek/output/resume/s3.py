@@ -49,9 +49,8 @@ async def load_s3_resume(
     then abort stale uploads and compact (see the module doc). ``shard=None`` reads
     every part file under the prefix and assumes one writer."""
     bucket, prefix = parse_s3_prefix(uri)
-    label = None if shard is None else shard_label(shard)
-    aborted = await _abort_stale_uploads(client, bucket, prefix, label) if compact else 0
-    keys = sorted([key async for key, _ in list_parts(client, bucket, prefix, label)])
+    aborted = await abort_stale_uploads(client, uri, shard=shard) if compact else 0
+    keys = sorted([key async for key, _ in list_parts(client, bucket, prefix, shard)])
     scan = Scanner(redo_failed=redo_failed)
     torn: list[int] = []
     for key in keys:
@@ -142,19 +141,12 @@ async def read_object(
 
 async def abort_stale_uploads(client: S3Client, uri: str, *, shard: int | str | None) -> int:
     """The part-file uploads a killed run of this shard left open, aborted (they are
-    billed as storage until then). A ledger run calls this itself, as it never loads
-    the resume; ``shard=None``: every part upload under the prefix (one writer).
-    Only safe before this run uploads anything, after the spool was recovered."""
+    billed as storage until then); ``shard=None``: every part upload under the prefix
+    (one writer). The resume calls it, and a ledger run, which never loads the resume.
+    Only safe before this run uploads anything (with one writer per shard every upload
+    found is then stale), after the spool was recovered."""
     bucket, prefix = parse_s3_prefix(uri)
     label = None if shard is None else shard_label(shard)
-    return await _abort_stale_uploads(client, bucket, prefix, label)
-
-
-async def _abort_stale_uploads(
-    client: S3Client, bucket: str, prefix: str, label: str | None
-) -> int:
-    """Abort part-file uploads a killed run left open. Runs before this run uploads
-    anything, so with one writer per shard every upload found is stale."""
     aborted = 0
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
     while True:
