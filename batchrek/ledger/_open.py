@@ -31,7 +31,8 @@ from batchrek.ledger._segments import (
     load_local_segments,
     load_s3_segments,
 )
-from batchrek.ledger._stamp import new_segment_name, new_stamp, newest_stamp
+from batchrek.ledger._stamp import new_segment_name, newest_stamp
+from batchrek.stamps import alnum_stamp, new_stamp
 
 __all__ = ["LedgerRun", "load_index", "open_ledger", "repair_torn_tail"]
 
@@ -51,7 +52,7 @@ class LedgerRun:
     @property
     def part_stamp(self) -> str:
         """The stamp in a part file's alphabet (letters and digits)."""
-        return self.stamp.replace(".", "")
+        return alnum_stamp(self.stamp)
 
 
 # Sorts after every "seg-..." name: the catch-up's entries are newer than all loaded.

@@ -40,8 +40,9 @@ import anyio
 from batchrek.clock import Clock, SystemClock
 from batchrek.ledger._entry import pack_entry
 from batchrek.ledger._index import Segment, parse_outputs
-from batchrek.ledger._stamp import new_segment_name, new_stamp
+from batchrek.ledger._stamp import new_segment_name
 from batchrek.safefile import fsync_dir, write_all
+from batchrek.stamps import new_stamp
 
 __all__ = [
     "DurableRecord",
@@ -52,7 +53,6 @@ __all__ = [
     "load_local_segments",
     "load_s3_segments",
     "new_segment_name",
-    "new_stamp",
     "parse_ledger_uri",
 ]
 

@@ -35,8 +35,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -50,6 +48,7 @@ from batchrek.output.file import check_record
 from batchrek.output.spool import Spool, SpoolFile
 from batchrek.retrying import Retrier, once
 from batchrek.s3uri import parse_s3_prefix
+from batchrek.stamps import alnum_stamp, new_stamp
 
 __all__ = [
     "MIN_PART_BYTES",
@@ -85,14 +84,10 @@ class S3Client(Protocol):
 
 
 def new_run_stamp() -> str:
-    """UTC time to the microsecond first, so part files sort by run (two runs a
-    second apart no longer sort by their tails); a random tail keeps runs apart.
-    Letters and digits only: part names are matched by ``[0-9A-Za-z]+``."""
-    # A naming stamp read off the wall clock, never a duration: it stays on ``time``
-    # rather than ``batchrek.clock`` (whose monotonic time has no calendar meaning).
-    second, micro = divmod(time.time_ns() // 1000, 1_000_000)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(second)) + f"{micro:06d}Z"
-    return stamp + secrets.token_hex(3)
+    """A run stamp (``batchrek.stamps``: UTC time to the microsecond first, so part
+    files sort by run; a random tail keeps runs apart) in letters and digits only, as
+    part names are matched by ``[0-9A-Za-z]+``."""
+    return alnum_stamp(new_stamp())
 
 
 def shard_label(shard: int | str) -> str:

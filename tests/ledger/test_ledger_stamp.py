@@ -23,8 +23,9 @@ from batchrek.ledger import (
     open_ledger,
     pack_entry,
 )
-from batchrek.ledger._stamp import new_segment_name, new_stamp, newest_stamp, stamp_micros
+from batchrek.ledger._stamp import new_segment_name, newest_stamp
 from batchrek.output.s3parts import new_run_stamp
+from batchrek.stamps import new_stamp, stamp_micros
 
 NOW_NS = calendar.timegm((2026, 11, 27, 20, 11, 17, 0, 0, 0)) * 10**9 + 250_000_000
 
