@@ -56,6 +56,14 @@ def image_manifest(folder: Path, n: int, *, salt: int, prefix: str = "i") -> Pat
     )
 
 
+def list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
+    """Every key under ``prefix``, sorted (all pages of the listing)."""
+    found: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found.extend(obj["Key"] for obj in page.get("Contents", ()))
+    return sorted(found)
+
+
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
     path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
     return path

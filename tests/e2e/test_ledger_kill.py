@@ -23,7 +23,14 @@ from batchrek.emulator import EmulatorHandle
 from batchrek.ledger import ENTRY_BYTES
 from tests.conftest import S3Bed
 from tests.e2e.clirun import CliResult, batchrek, read_records, run_args
-from tests.e2e.production import Child, exactly_once, image_manifest, parse_lines, wait_until
+from tests.e2e.production import (
+    Child,
+    exactly_once,
+    image_manifest,
+    list_keys,
+    parse_lines,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -34,13 +41,7 @@ OP = "detect_labels"
 
 
 def _objects(s3: S3Bed, prefix: str) -> list[str]:
-    client = s3.client()
-    found: list[str] = []
-    for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=s3.bucket_use1, Prefix=prefix
-    ):
-        found.extend(obj["Key"] for obj in page.get("Contents", ()))
-    return sorted(found)
+    return list_keys(s3.client(), s3.bucket_use1, prefix)
 
 
 def _open_uploads(s3: S3Bed, prefix: str) -> int:

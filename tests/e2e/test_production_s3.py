@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from tests.e2e.production import (
     Child,
     exactly_once,
     image_manifest,
+    list_keys,
     parse_lines,
     wait_until,
 )
@@ -43,13 +43,6 @@ class S3Run:
     billed: dict[str, int]  # analyses per image, over both runs
 
 
-def _part_keys(client: Any, bucket: str, prefix: str) -> list[str]:
-    found: list[str] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        found.extend(obj["Key"] for obj in page.get("Contents", ()))
-    return sorted(found)
-
-
 @pytest.fixture(scope="module")
 def s3_run(emulator: EmulatorHandle, s3: S3Bed, tmp_path_factory: pytest.TempPathFactory) -> S3Run:
     folder = tmp_path_factory.mktemp("s3out")
@@ -65,17 +58,17 @@ def s3_run(emulator: EmulatorHandle, s3: S3Bed, tmp_path_factory: pytest.TempPat
     emulator.configure(latency_ms=30)
     child = Child([*common, "--rate", "20"], log=folder / "stderr.txt")
     try:
-        wait_until(lambda: len(_part_keys(client, s3.bucket_use1, prefix)) >= 2, timeout_s=60)
+        wait_until(lambda: len(list_keys(client, s3.bucket_use1, prefix)) >= 2, timeout_s=60)
     finally:
         child.kill()
-    at_kill = _part_keys(client, s3.bucket_use1, prefix)
+    at_kill = list_keys(client, s3.bucket_use1, prefix)
     emulator.configure(latency_ms=0)
     rerun = batchrek(*common, "--rate", "1000")
     billed = emulator.analyses("DetectLabels")
     emulator.reset(settings=True)
     parts = {
         key: client.get_object(Bucket=s3.bucket_use1, Key=key)["Body"].read()
-        for key in _part_keys(client, s3.bucket_use1, prefix)
+        for key in list_keys(client, s3.bucket_use1, prefix)
     }
     return S3Run(
         parts_at_kill=at_kill,
