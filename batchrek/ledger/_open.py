@@ -47,7 +47,7 @@ class LedgerRun:
     # This run's stamp: after every segment loaded (``_stamp``). An S3 output's part
     # files take it too (``part_stamp``), so tonight's parts sort after last night's
     # even on a pod whose clock is behind (the export reads them in name order).
-    stamp: str = ""
+    stamp: str
 
     @property
     def part_stamp(self) -> str:

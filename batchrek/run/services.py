@@ -226,20 +226,20 @@ class Services:
                 output=output,
                 write=not settings.dry_run,
             )
-        sharded = (settings.shard_count or 1) > 1
-        if ledger_run is not None and output.startswith("s3://") and not settings.dry_run:
-            # The resume would abort the uploads a killed run left open; a ledger run
-            # never loads it, so it does that part itself (their records are in the
-            # spool, recovered above, or are billed again: never lost).
-            # Its own shard's only, even unsharded: a part another shard label wrote
-            # is that shard's to abort (its own rerun does).
-            aborted = await abort_stale_uploads(s3, output, shard=settings.shard_index or 0)
-            if aborted:
-                log.info("aborted %d part upload(s) a stopped run left open", aborted)
+            if output.startswith("s3://") and not settings.dry_run:
+                # The resume would abort the uploads a killed run left open; a ledger
+                # run never loads it, so it does that part itself (their records are in
+                # the spool, recovered above, or are billed again: never lost). Its own
+                # shard's only, even unsharded: a part another shard label wrote is
+                # that shard's to abort (its own rerun does).
+                aborted = await abort_stale_uploads(s3, output, shard=settings.shard_index or 0)
+                if aborted:
+                    log.info("aborted %d part upload(s) a stopped run left open", aborted)
         resume: ResumeState | None = None
         # With a ledger, the ledger is the resume: it knows every durable record of
         # every earlier run, so the output is never read back.
         if settings.resume and not settings.dry_run and ledger_run is None:
+            sharded = (settings.shard_count or 1) > 1
             resume = await load_resume(
                 output,
                 s3=s3,
